@@ -1,0 +1,3 @@
+// Package image owns image references, configs and archive formats
+// (docker-archive, OCI layouts).
+package image

@@ -1,0 +1,3 @@
+// Package inspect holds read-only views of images: mounts on the host,
+// history, sizes, what-is-where.
+package inspect

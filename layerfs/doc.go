@@ -1,0 +1,2 @@
+// Package layerfs is fusebox's union filesystem, served with FUSE.
+package layerfs

@@ -412,7 +412,7 @@ func writeOCILayout(layout, dir string, img *Image, cfgJSON []byte, tars []strin
 		Digest:    img.ManifestDigest,
 		Size:      int64(len(mb)),
 		Annotations: map[string]string{
-			"io.containerd.image.name":         "docker.io/library/" + img.RepoTag(),
+			"io.containerd.image.name":          "docker.io/library/" + img.RepoTag(),
 			"org.opencontainers.image.ref.name": img.Tag,
 		},
 		Platform: &platform{Architecture: runtime.GOARCH, OS: "linux"},

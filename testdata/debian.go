@@ -27,6 +27,10 @@ const (
 // skip on it.
 var ErrDebootstrap = errors.New("debootstrap failed")
 
+// debianRecipe changes when the Debian build's steps change; the image
+// itself is not reproducible (the mirror moves), only its recipe is.
+const debianRecipe = "2"
+
 // debootstrapTimeout bounds a run; it takes under a minute with a mirror.
 const debootstrapTimeout = 15 * time.Minute
 
@@ -37,7 +41,7 @@ const debootstrapTimeout = 15 * time.Minute
 // under /dev, downloaded .debs and apt lists are left out, as Docker's
 // Debian images leave them out. Errors from debootstrap wrap ErrDebootstrap.
 func BuildDebian(ctx context.Context, cacheDir string) (*Image, error) {
-	return cached(ctx, cacheDir, cacheKey("debian", DebianSuite, DebianMirror), func(ctx context.Context, dir string) (*Image, error) {
+	return cached(ctx, cacheDir, cacheKey("debian", debianRecipe, DebianSuite, DebianMirror), func(ctx context.Context, dir string) (*Image, error) {
 		rootfs := filepath.Join(dir, "rootfs")
 		defer os.RemoveAll(rootfs)
 		if _, err := exec.LookPath("debootstrap"); err != nil {
@@ -50,6 +54,13 @@ func BuildDebian(ctx context.Context, cacheDir string) (*Image, error) {
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
 			return nil, fmt.Errorf("%w: debootstrap %s: %w: %s", ErrDebootstrap, DebianSuite, err, lastLine(out.String()))
+		}
+		// debootstrap copies the host's; a container gets its own from the
+		// runtime, and an image must not carry the build machine's.
+		for _, f := range []string{"etc/hostname", "etc/resolv.conf"} {
+			if err := os.WriteFile(filepath.Join(rootfs, f), nil, 0o644); err != nil {
+				return nil, err
+			}
 		}
 		es, err := treeEntries(rootfs, debianSkip)
 		if err != nil {

@@ -179,8 +179,13 @@ func TestDebian(t *testing.T) {
 				t.Fatal(err)
 			}
 			members[h.Name] = h
-			if h.Name == "etc/debian_version" {
+			switch h.Name {
+			case "etc/debian_version":
 				version, _ = io.ReadAll(inner)
+			case "etc/hostname", "etc/resolv.conf":
+				if h.Size != 0 {
+					t.Errorf("%s has %d bytes; the build host's must not leak into the image", h.Name, h.Size)
+				}
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -110,7 +111,33 @@ func cached(ctx context.Context, cacheDir, key string, fn func(ctx context.Conte
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("move build into place: %w", err)
 	}
+	pruneStale(cacheDir, key)
 	return loadImage(final)
+}
+
+// pruneStale removes the builds of the same image made under other keys (an
+// older Version, another busybox binary), which would otherwise pile up —
+// the big image is gigabytes. A build whose lock another process holds is
+// left alone. Failures only leave debris for the next prune.
+func pruneStale(cacheDir, key string) {
+	name := key[:strings.LastIndex(key, "-")]
+	old, _ := filepath.Glob(filepath.Join(cacheDir, name+"-*.lock"))
+	for _, l := range old {
+		dir := strings.TrimSuffix(l, ".lock")
+		if filepath.Base(dir) == key || strings.Count(strings.TrimPrefix(filepath.Base(dir), name+"-"), "-") != 0 {
+			continue
+		}
+		f, err := os.Open(l)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			if os.RemoveAll(dir) == nil {
+				os.Remove(l)
+			}
+		}
+		f.Close()
+	}
 }
 
 var errNotBuilt = errors.New("not built")

@@ -551,6 +551,14 @@ func TestCacheConcurrentAndStale(t *testing.T) {
 	if hidden, _ := filepath.Glob(filepath.Join(cache, ".tmp-*")); len(builds) != 1 || len(hidden) != 0 {
 		t.Fatalf("cache holds %v and temporaries %v, want one build", builds, hidden)
 	}
+	// A build under an older key is pruned by the next build.
+	stale := filepath.Join(cache, "busybox-0000000000000000")
+	if err := os.MkdirAll(filepath.Join(stale, "lower"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale+".lock", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	img, _ := testdata.BuildBusybox(ctx, cache)
 	if err := os.Remove(filepath.Join(img.Dir, "image.json")); err != nil {
 		t.Fatal(err)
@@ -566,4 +574,7 @@ func TestCacheConcurrentAndStale(t *testing.T) {
 		t.Fatalf("rebuild gave %s", again.ID)
 	}
 	checkDockerArchive(t, again, "sh")
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale build %s: %v, want it pruned", stale, err)
+	}
 }

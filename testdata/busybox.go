@@ -162,6 +162,10 @@ func busyboxSpec(in *busyboxInput) imageSpec {
 	}
 }
 
+// busyboxRecipe changes when the busybox image's files or forms change
+// without a change to the shared code that Version covers.
+const busyboxRecipe = "2"
+
 // BuildBusybox returns the busybox test image from cacheDir, building it
 // there first if needed: three layers (busybox base; files, a directory, a
 // hard link and symlinks; whiteouts and an opaque directory), tagged
@@ -172,7 +176,7 @@ func BuildBusybox(ctx context.Context, cacheDir string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cached(ctx, cacheDir, cacheKey("busybox", in.sum), func(ctx context.Context, dir string) (*Image, error) {
+	return cached(ctx, cacheDir, cacheKey("busybox", busyboxRecipe, in.sum), func(ctx context.Context, dir string) (*Image, error) {
 		return build(dir, busyboxSpec(in))
 	})
 }

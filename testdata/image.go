@@ -41,6 +41,11 @@ type Image struct {
 	// DockerArchive is a `docker save` style tar: manifest.json,
 	// repositories, <id>.json and <v1id>/layer.tar (plain tars).
 	DockerArchive string `json:"docker_archive"`
+	// DockerSave25 is the same image as `docker save` writes it since
+	// Docker 25: an OCI layout with uncompressed layer blobs (whose
+	// digests are the DiffIDs) plus manifest.json and repositories.
+	// Empty when the image has no OCI form.
+	DockerSave25 string `json:"docker_save_25,omitempty"`
 	// OCILayout is an OCI image layout directory and OCIArchive the same
 	// layout as a tar. Empty when the image has no OCI form.
 	OCILayout  string `json:"oci_layout,omitempty"`
@@ -79,6 +84,7 @@ func (img *Image) relocate(dir string) {
 	}
 	abs(&img.Config)
 	abs(&img.DockerArchive)
+	abs(&img.DockerSave25)
 	abs(&img.OCILayout)
 	abs(&img.OCIArchive)
 	for i := range img.LayerTars {
@@ -212,11 +218,16 @@ func build(dir string, spec imageSpec) (*Image, error) {
 	}
 	if spec.oci {
 		img.OCILayout, img.OCIArchive = "oci", "oci-archive.tar"
-		if err := writeOCILayout(filepath.Join(dir, img.OCILayout), dir, img, cfgJSON, tars); err != nil {
+		img.ManifestDigest, img.LayerDigests, err = writeOCILayout(filepath.Join(dir, img.OCILayout), dir, img, cfgJSON, tars, true)
+		if err != nil {
 			return nil, fmt.Errorf("oci layout: %w", err)
 		}
 		if err := writeTreeTar(filepath.Join(dir, img.OCIArchive), filepath.Join(dir, img.OCILayout)); err != nil {
 			return nil, fmt.Errorf("oci archive: %w", err)
+		}
+		img.DockerSave25 = "docker-save-25.tar"
+		if err := writeDockerSave25(filepath.Join(dir, img.DockerSave25), dir, img, cfgJSON, tars); err != nil {
+			return nil, fmt.Errorf("docker save 25 archive: %w", err)
 		}
 	}
 	if spec.keepTars {
@@ -352,13 +363,15 @@ func writeDockerArchive(p, dir string, img *Image, cfgJSON []byte, tars []string
 	return writeArchive(p, files)
 }
 
-// writeOCILayout writes an OCI image layout with gzip-compressed layers.
+// writeOCILayout writes an OCI image layout and returns its manifest's
+// digest and its layer blobs' digests. With gz the layers are compressed:
 // gzip with a zero header (no name, no mtime) at a fixed level is
-// deterministic for a given Go release.
-func writeOCILayout(layout, dir string, img *Image, cfgJSON []byte, tars []string) error {
+// deterministic for a given Go release. Without, the blobs are the layer
+// tars themselves, as `docker save` writes them.
+func writeOCILayout(layout, dir string, img *Image, cfgJSON []byte, tars []string, gz bool) (digest.Digest, []digest.Digest, error) {
 	blobs := filepath.Join(layout, "blobs", "sha256")
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
-		return err
+		return "", nil, err
 	}
 	putBlob := func(b []byte) (digest.Digest, error) {
 		d := digest.FromBytes(b)
@@ -371,9 +384,9 @@ func writeOCILayout(layout, dir string, img *Image, cfgJSON []byte, tars []strin
 	}
 	var err error
 	if m.Config.Digest, err = putBlob(cfgJSON); err != nil {
-		return err
+		return "", nil, err
 	}
-	img.LayerDigests = nil
+	var layers []digest.Digest
 	for _, t := range tars {
 		tmp := filepath.Join(blobs, "tmp")
 		d, n, err := writeHashed(tmp, func(w io.Writer) error {
@@ -382,6 +395,10 @@ func writeOCILayout(layout, dir string, img *Image, cfgJSON []byte, tars []strin
 				return err
 			}
 			defer f.Close()
+			if !gz {
+				_, err := io.Copy(w, f)
+				return err
+			}
 			zw, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
 			if err != nil {
 				return err
@@ -392,24 +409,29 @@ func writeOCILayout(layout, dir string, img *Image, cfgJSON []byte, tars []strin
 			return zw.Close()
 		})
 		if err != nil {
-			return err
+			return "", nil, err
 		}
 		if err := os.Rename(tmp, filepath.Join(blobs, d.Encoded())); err != nil {
-			return err
+			return "", nil, err
 		}
-		img.LayerDigests = append(img.LayerDigests, d)
-		m.Layers = append(m.Layers, descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: d, Size: n})
+		layers = append(layers, d)
+		mt := "application/vnd.oci.image.layer.v1.tar"
+		if gz {
+			mt += "+gzip"
+		}
+		m.Layers = append(m.Layers, descriptor{MediaType: mt, Digest: d, Size: n})
 	}
 	mb, err := json.Marshal(m)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
-	if img.ManifestDigest, err = putBlob(mb); err != nil {
-		return err
+	md, err := putBlob(mb)
+	if err != nil {
+		return "", nil, err
 	}
 	idx := ociIndex{SchemaVersion: 2, MediaType: "application/vnd.oci.image.index.v1+json", Manifests: []descriptor{{
 		MediaType: m.MediaType,
-		Digest:    img.ManifestDigest,
+		Digest:    md,
 		Size:      int64(len(mb)),
 		Annotations: map[string]string{
 			"io.containerd.image.name":          "docker.io/library/" + img.RepoTag(),
@@ -419,17 +441,46 @@ func writeOCILayout(layout, dir string, img *Image, cfgJSON []byte, tars []strin
 	}}}
 	ib, err := json.Marshal(idx)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	if err := os.WriteFile(filepath.Join(layout, "index.json"), ib, 0o644); err != nil {
+		return "", nil, err
+	}
+	return md, layers, os.WriteFile(filepath.Join(layout, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+}
+
+// writeDockerSave25 writes the format of `docker save` since Docker 25: an
+// OCI layout with uncompressed layer blobs, plus manifest.json and
+// repositories naming those blobs, so that both kinds of reader load it.
+func writeDockerSave25(p, dir string, img *Image, cfgJSON []byte, tars []string) error {
+	layout, err := os.MkdirTemp(dir, "docker-save-")
+	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(layout, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+	defer os.RemoveAll(layout)
+	_, layers, err := writeOCILayout(layout, dir, img, cfgJSON, tars, false)
+	if err != nil {
+		return err
+	}
+	m := dockerManifest{Config: "blobs/sha256/" + img.ID.Encoded(), RepoTags: []string{img.RepoTag()}}
+	for _, l := range layers {
+		m.Layers = append(m.Layers, "blobs/sha256/"+l.Encoded())
+	}
+	mc, err := jsonContent([]dockerManifest{m})
+	if err != nil {
+		return err
+	}
+	rc, err := jsonContent(map[string]map[string]string{img.Name: {img.Tag: layers[len(layers)-1].Encoded()}})
+	if err != nil {
+		return err
+	}
+	return writeTreeTar(p, layout, archiveFile{name: "manifest.json", data: mc}, archiveFile{name: "repositories", data: rc})
 }
 
 // writeTreeTar archives the regular files and directories under root.
-func writeTreeTar(p, root string) error {
-	var files []archiveFile
+// extra adds members that are not in the tree.
+func writeTreeTar(p, root string, extra ...archiveFile) error {
+	files := slices.Clone(extra)
 	err := filepath.WalkDir(root, func(q string, d fs.DirEntry, err error) error {
 		if err != nil || q == root {
 			return err

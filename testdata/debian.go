@@ -20,7 +20,17 @@ import (
 const (
 	DebianSuite  = "bookworm"
 	DebianMirror = "http://deb.debian.org/debian"
+	// DebianMirrorEnv names the variable that points debootstrap at another
+	// mirror (a local one, say); the mirror is part of the cache key.
+	DebianMirrorEnv = "FUSEBOX_DEBIAN_MIRROR"
 )
+
+func debianMirror() string {
+	if m := os.Getenv(DebianMirrorEnv); m != "" {
+		return m
+	}
+	return DebianMirror
+}
 
 // ErrDebootstrap means the Debian image could not be made because
 // debootstrap is missing or failed, most often for want of a network; tests
@@ -36,12 +46,14 @@ const debootstrapTimeout = 15 * time.Minute
 
 // BuildDebian returns the Debian bookworm minbase image from cacheDir,
 // building it there first if needed with `debootstrap --variant=minbase`
-// (about a minute and 200 MB with network access): one layer, Cmd
+// (about a minute and 200 MB with network access, from $FUSEBOX_DEBIAN_MIRROR
+// or deb.debian.org): one layer, Cmd
 // ["bash"], tagged debian:bookworm, as a docker-archive only. Device nodes
 // under /dev, downloaded .debs and apt lists are left out, as Docker's
 // Debian images leave them out. Errors from debootstrap wrap ErrDebootstrap.
 func BuildDebian(ctx context.Context, cacheDir string) (*Image, error) {
-	return cached(ctx, cacheDir, cacheKey("debian", debianRecipe, DebianSuite, DebianMirror), func(ctx context.Context, dir string) (*Image, error) {
+	mirror := debianMirror()
+	return cached(ctx, cacheDir, cacheKey("debian", debianRecipe, DebianSuite, mirror), func(ctx context.Context, dir string) (*Image, error) {
 		rootfs := filepath.Join(dir, "rootfs")
 		defer os.RemoveAll(rootfs)
 		if _, err := exec.LookPath("debootstrap"); err != nil {
@@ -49,7 +61,7 @@ func BuildDebian(ctx context.Context, cacheDir string) (*Image, error) {
 		}
 		ctx, cancel := context.WithTimeout(ctx, debootstrapTimeout)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", DebianSuite, rootfs, DebianMirror)
+		cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", DebianSuite, rootfs, mirror)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {

@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -215,4 +217,30 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestDebianNoMirror: when debootstrap cannot reach its mirror the error says
+// so (ErrDebootstrap, on which Debian skips) and the cache keeps nothing.
+func TestDebianNoMirror(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("debootstrap"); err != nil {
+		t.Skip("debootstrap not installed")
+	}
+	t.Setenv(testdata.DebianMirrorEnv, "http://127.0.0.1:9/debian")
+	cache := t.TempDir()
+	_, err := testdata.BuildDebian(context.Background(), cache)
+	if !errors.Is(err, testdata.ErrDebootstrap) {
+		t.Fatalf("BuildDebian without a mirror: %v, want ErrDebootstrap", err)
+	}
+	t.Logf("error: %v", err)
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("error spans lines: %q", err)
+	}
+	left, _ := filepath.Glob(filepath.Join(cache, "*"))
+	hidden, _ := filepath.Glob(filepath.Join(cache, ".tmp-*"))
+	for _, p := range append(left, hidden...) {
+		if !strings.HasSuffix(p, ".lock") {
+			t.Errorf("failed build left %s", p)
+		}
+	}
 }

@@ -60,7 +60,8 @@ func run(ctx context.Context, big, debian bool) error {
 func show(img *testdata.Image) {
 	fmt.Printf("%s\n  id:             %s\n  docker-archive: %s\n", img.RepoTag(), img.ID, img.DockerArchive)
 	if img.OCILayout != "" {
-		fmt.Printf("  oci layout:     %s\n  oci archive:    %s\n", img.OCILayout, img.OCIArchive)
+		fmt.Printf("  docker save 25: %s\n  oci layout:     %s\n  oci archive:    %s\n  oci manifest:   %s\n",
+			img.DockerSave25, img.OCILayout, img.OCIArchive, img.ManifestDigest)
 	}
 	if len(img.LowerDirs) > 0 {
 		fmt.Printf("  lowerdir=       %s\n", img.LowerDirOption())

@@ -414,9 +414,10 @@ func diffTrees(t *testing.T, wantName string, want map[string]string, gotName st
 	}
 }
 
-// TestBusyboxViews checks that three independent ways of seeing the image
-// agree: the merged rootfs the builder writes, kernel overlayfs over the
-// lower dirs, and umoci unpacking the OCI layout.
+// TestBusyboxViews checks that four independent ways of seeing the image
+// agree: the merged rootfs the builder writes, kernel overlayfs and
+// fuse-overlayfs over the lower dirs, and umoci unpacking the OCI layout
+// (which applies the tar whiteouts itself).
 func TestBusyboxViews(t *testing.T) {
 	needRoot(t)
 	img := testdata.Busybox(t)
@@ -459,6 +460,22 @@ func TestBusyboxViews(t *testing.T) {
 		// Kernel overlayfs shows the root of the mount with the top layer's
 		// metadata, the rootfs its own; only the paths below are compared.
 		diffTrees(t, "rootfs", want, "overlayfs", got)
+	})
+	t.Run("fuse-overlayfs", func(t *testing.T) {
+		needTool(t, "fuse-overlayfs")
+		if _, err := os.Stat("/dev/fuse"); err != nil {
+			t.Skip("no /dev/fuse")
+		}
+		mnt := t.TempDir()
+		if out, err := exec.Command("fuse-overlayfs", "-o", "lowerdir="+img.LowerDirOption(), mnt).CombinedOutput(); err != nil {
+			t.Fatalf("fuse-overlayfs: %v: %s", err, out)
+		}
+		t.Cleanup(func() {
+			if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+				t.Errorf("umount: %v: %s", err, out)
+			}
+		})
+		diffTrees(t, "rootfs", want, "fuse-overlayfs", listTree(t, mnt))
 	})
 	t.Run("umoci", func(t *testing.T) {
 		needTool(t, "umoci")

@@ -140,7 +140,10 @@ func pruneStale(cacheDir, key string) {
 	}
 }
 
-var errNotBuilt = errors.New("not built")
+var (
+	errNotBuilt = errors.New("not built")
+	errNegative = errors.New("negative count")
+)
 
 func loadImage(dir string) (*Image, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "image.json"))

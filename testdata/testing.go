@@ -3,6 +3,7 @@ package testdata
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -47,6 +48,19 @@ func Big(t testing.TB) *Image {
 	img, err := get(t, "big", BuildBig)
 	if err != nil {
 		t.Fatalf("big test image: %v", err)
+	}
+	return img
+}
+
+// Files returns the image of n small files (see BuildFiles), building it
+// into the cache on first use; it fails the test if it cannot.
+func Files(t testing.TB, n int) *Image {
+	t.Helper()
+	img, err := get(t, "files"+strconv.Itoa(n), func(ctx context.Context, dir string) (*Image, error) {
+		return BuildFiles(ctx, dir, n)
+	})
+	if err != nil {
+		t.Fatalf("files test image: %v", err)
 	}
 	return img
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -242,5 +243,33 @@ func TestDebianNoMirror(t *testing.T) {
 		if !strings.HasSuffix(p, ".lock") {
 			t.Errorf("failed build left %s", p)
 		}
+	}
+}
+
+func TestFiles(t *testing.T) {
+	needRoot(t)
+	for _, n := range []int{0, 1, 1000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			img := testdata.Files(t, n)
+			checkDockerArchive(t, img, "sh")
+			if img.RepoTag() != fmt.Sprintf("fusebox-files-%d:latest", n) || len(img.LowerDirs) != 2 {
+				t.Fatalf("%s with %d lower dirs", img.RepoTag(), len(img.LowerDirs))
+			}
+			files := 0
+			err := filepath.WalkDir(img.LowerDirs[1], func(p string, d fs.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() {
+					files++
+				}
+				return err
+			})
+			if err != nil || files != n {
+				t.Fatalf("tree layer has %d files (%v), want %d", files, err, n)
+			}
+			if n > 0 {
+				if _, err := os.Stat(filepath.Join(img.LowerDirs[1], testdata.FilesTreeFile(n-1))); err != nil {
+					t.Error(err)
+				}
+			}
+		})
 	}
 }

@@ -1,6 +1,6 @@
 // Command mkimages builds fusebox's test images into the test cache and
 // prints where they are: `make testimages`, or `go run ./testdata/mkimages
-// [-big] [-debian=false]`. Tests build the same images on demand; running
+// [-big] [-debian=false] [-files 1000,100000]`. Tests build the same images on demand; running
 // this first only moves the wait out of the test run.
 package main
 
@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/fusebox/fusebox/testdata"
@@ -18,14 +19,15 @@ import (
 func main() {
 	big := flag.Bool("big", false, "also build the benchmarks' big image (about 2.6 GB)")
 	debian := flag.Bool("debian", true, "also build the Debian minbase image with debootstrap (needs network)")
+	files := flag.String("files", "", "also build images of N small files, comma-separated counts (e.g. 1000,100000)")
 	flag.Parse()
-	if err := run(context.Background(), *big, *debian); err != nil {
+	if err := run(context.Background(), *big, *debian, *files); err != nil {
 		fmt.Fprintln(os.Stderr, "mkimages:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, big, debian bool) error {
+func run(ctx context.Context, big, debian bool, files string) error {
 	dir, err := testdata.CacheDir()
 	if err != nil {
 		return err
@@ -39,6 +41,22 @@ func run(ctx context.Context, big, debian bool) error {
 		{"busybox", true, testdata.BuildBusybox},
 		{"debian", debian, testdata.BuildDebian},
 		{"big", big, testdata.BuildBig},
+	}
+	for _, f := range strings.Split(files, ",") {
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return fmt.Errorf("-files %q: %w", f, err)
+		}
+		builds = append(builds, struct {
+			name string
+			on   bool
+			fn   func(context.Context, string) (*testdata.Image, error)
+		}{"files " + f, true, func(ctx context.Context, dir string) (*testdata.Image, error) {
+			return testdata.BuildFiles(ctx, dir, n)
+		}})
 	}
 	for _, b := range builds {
 		if !b.on {

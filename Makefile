@@ -25,5 +25,11 @@ lint:
 deps:
 	scripts/install-deps
 
+# Builds the busybox and Debian test images into the test cache
+# ($$FUSEBOX_TESTCACHE, default testdata/cache) and prints where they are;
+# TESTIMAGES_FLAGS=-big adds the benchmarks' 2.6 GB image.
+testimages:
+	$(GO) run ./testdata/mkimages $(TESTIMAGES_FLAGS)
+
 clean:
 	rm -rf $(BIN)

@@ -18,7 +18,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./bench/...
 
 lint:
-	$(GO) vet ./...
+	$(GO) vet ./... ./testdata ./testdata/mkimages
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Debian packages the project and its tests need.

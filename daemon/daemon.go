@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,8 +33,12 @@ const (
 // Version is fusebox's own version, shown by `version` and /version.
 var Version = "0.1.0-dev"
 
-// LogName is the daemon's log file inside its root.
-const LogName = "daemon.log"
+// Files the daemon keeps in its root: its log, and its process ID while it
+// serves.
+const (
+	LogName = "daemon.log"
+	PIDName = "daemon.pid"
+)
 
 // ErrRootLocked is returned when another daemon holds the root.
 var ErrRootLocked = errors.New("root is in use by another fusebox daemon")
@@ -193,6 +198,12 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	d.mu.Lock()
 	d.listener, d.server = l, srv
 	d.mu.Unlock()
+	pidFile := filepath.Join(d.root, PIDName)
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		l.Close()
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	defer os.Remove(pidFile)
 	d.log.Info("daemon listening", "socket", d.sock, "root", d.root, "pid", os.Getpid(), "version", Version)
 
 	errc := make(chan error, 1)

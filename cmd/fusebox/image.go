@@ -142,4 +142,3 @@ func newImagePruneCmd() *cobra.Command {
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	return cmd
 }
-

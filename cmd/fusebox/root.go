@@ -37,9 +37,13 @@ func newRootCmd() *cobra.Command {
 		Short:         "A container toolkit on a userspace union filesystem",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Global options come before the command, as with docker; they are
+		// the root's own flags so that a command may reuse a letter
+		// (history -H is --human).
+		TraverseChildren: true,
 	}
-	root.PersistentFlags().StringVarP(&globals.host, "host", "H", envOr("FUSEBOX_HOST", daemon.DefaultHost), "Daemon socket to connect to (unix:///path; env FUSEBOX_HOST)")
-	root.PersistentFlags().StringVar(&globals.root, "root", envOr("FUSEBOX_ROOT", daemon.DefaultRoot), "Root directory of the daemon's state (env FUSEBOX_ROOT)")
+	root.Flags().StringVarP(&globals.host, "host", "H", envOr("FUSEBOX_HOST", daemon.DefaultHost), "Daemon socket to connect to (unix:///path; env FUSEBOX_HOST)")
+	root.Flags().StringVar(&globals.root, "root", envOr("FUSEBOX_ROOT", daemon.DefaultRoot), "Root directory of the daemon's state (env FUSEBOX_ROOT)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w\nSee '%s --help'", err, c.CommandPath())
 	})

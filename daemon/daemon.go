@@ -16,6 +16,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/fusebox/fusebox/cas"
 )
 
 // API versions the daemon speaks.
@@ -63,6 +67,12 @@ type Daemon struct {
 	lock    *os.File
 	router  *Router
 	started time.Time
+	store   *cas.Store
+
+	// ImageUsers, when set (by the containers' routes), names the
+	// containers that use an image, which rmi then refuses to delete
+	// unless forced.
+	ImageUsers func(ctx context.Context, id digest.Digest) []string
 
 	mu       sync.Mutex
 	closers  []func() error
@@ -145,10 +155,6 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	return d, nil
 }
-
-// openState opens what the daemon owns under its root. The store is wired in
-// here once it exists.
-func (d *Daemon) openState(ctx context.Context) error { return nil }
 
 // OnClose adds a function run when the daemon shuts down, last added first.
 func (d *Daemon) OnClose(f func() error) {

@@ -193,9 +193,10 @@ func matchFrom(pattern, segs []string, vars map[string]string) bool {
 // classes (which the moby client also uses), or when registered with
 // [RegisterErrorStatus].
 var (
-	ErrNotFound     = cerrdefs.ErrNotFound
-	ErrConflict     = cerrdefs.ErrConflict
-	ErrBadParameter = cerrdefs.ErrInvalidArgument
+	ErrNotFound       = cerrdefs.ErrNotFound
+	ErrConflict       = cerrdefs.ErrConflict
+	ErrBadParameter   = cerrdefs.ErrInvalidArgument
+	ErrNotImplemented = cerrdefs.ErrNotImplemented
 )
 
 var extraStatus []struct {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,7 +22,7 @@ func startDaemon(t *testing.T) (*Daemon, string) {
 	root := t.TempDir()
 	host := "unix://" + filepath.Join(root, "fusebox.sock")
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := New(ctx, Config{Root: root, Host: host})
+	d, err := New(ctx, Config{Root: root, Host: host, Log: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

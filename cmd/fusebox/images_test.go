@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -308,5 +309,43 @@ func TestDockerCLIImages(t *testing.T) {
 	os.WriteFile(junk, []byte("junk"), 0o644)
 	if _, errOut, code := e.docker("load", "-i", junk); code != 1 || !strings.Contains(errOut, "invalid image archive") {
 		t.Errorf("docker load junk: %d %q", code, errOut)
+	}
+}
+
+func TestLoadOCI(t *testing.T) {
+	if _, err := exec.LookPath("skopeo"); err != nil {
+		t.Skip("skopeo not installed (scripts/install-deps installs it)")
+	}
+	e := newEnv(t)
+	p, _, diffIDs := writeArchive(t, "docker.io/library/tool:1.0")
+	dir := t.TempDir()
+	layout := filepath.Join(dir, "layout")
+	archive := filepath.Join(dir, "oci.tar")
+	for _, args := range [][]string{
+		{"copy", "--dest-compress", "docker-archive:" + p, "oci:" + layout + ":1.0"},
+		{"copy", "docker-archive:" + p, "oci-archive:" + archive + ":docker.io/library/ocitool:2.0"},
+	} {
+		if out, err := exec.Command("skopeo", args...).CombinedOutput(); err != nil {
+			t.Fatalf("skopeo %v: %v\n%s", args, err, out)
+		}
+	}
+	// A layout whose ref name is only a tag loads untagged; a full
+	// reference names the image.
+	if out := e.ok("load", "-i", layout); !strings.HasPrefix(out, "Loaded image ID: sha256:") {
+		t.Errorf("load OCI layout: %q", out)
+	}
+	if out := e.ok("load", "-i", archive); out != "Loaded image: ocitool:2.0\n" {
+		t.Errorf("load OCI archive: %q", out)
+	}
+	if out := e.ok("image", "inspect", "--format", "{{index .RootFS.Layers 0}} {{index .RootFS.Layers 1}}", "ocitool:2.0"); out != diffIDs[0].String()+" "+diffIDs[1].String()+"\n" {
+		t.Errorf("OCI image layers: %q", out)
+	}
+	// Gzip-compressed archives load too.
+	gz := filepath.Join(dir, "image.tar.gz")
+	if err := exec.Command("sh", "-c", "gzip -c "+p+" > "+gz).Run(); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.ok("load", "-i", gz); out != "Loaded image: tool:1.0\n" {
+		t.Errorf("load gzip: %q", out)
 	}
 }

@@ -38,16 +38,60 @@ func withProgress(r io.Reader, size int64, label string) (wrapped io.Reader, don
 		return r, func() {}
 	}
 	return pr, func() {
-		bar.Abort(false)
+		// Complete the bar at what was sent (the daemon may have stopped
+		// reading early on an error) so that its last state is drawn.
+		bar.SetTotal(-1, true)
 		p.Wait()
 	}
 }
 
+// layerBars draws the daemon's per-layer progress messages ("Loading
+// layer", with current and total bytes) as bars on a terminal.
+type layerBars struct {
+	p    *mpb.Progress
+	bars map[string]*mpb.Bar
+}
+
+func newLayerBars() *layerBars {
+	if !term.IsTerminal(int(os.Stderr.Fd())) {
+		return nil
+	}
+	return &layerBars{p: mpb.New(mpb.WithOutput(os.Stderr), mpb.WithWidth(40)), bars: map[string]*mpb.Bar{}}
+}
+
+func (l *layerBars) update(m jsonstream.Message) {
+	if m.Progress.Total < progressThreshold && l.bars[m.ID] == nil {
+		return
+	}
+	b := l.bars[m.ID]
+	if b == nil {
+		b = l.p.AddBar(m.Progress.Total,
+			mpb.PrependDecorators(decor.Name(m.ID+": "+m.Status, decor.WC{C: decor.DindentRight | decor.DextraSpace})),
+			mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f")))
+		l.bars[m.ID] = b
+	}
+	b.SetCurrent(m.Progress.Current)
+}
+
+func (l *layerBars) finish() {
+	for _, b := range l.bars {
+		b.SetTotal(-1, true)
+	}
+	l.p.Wait()
+}
+
 // printStream shows a daemon's JSON message stream (load, import) as
-// Docker's CLI does without a TTY: stream text as it is, status lines with
-// their id; an error message in the stream becomes the command's error.
+// Docker's CLI does: stream text as it is, status lines with their id,
+// progress as bars on a terminal (big layers only); an error message in
+// the stream becomes the command's error.
 func printStream(r io.Reader, out io.Writer, quiet bool) error {
 	dec := json.NewDecoder(r)
+	bars := newLayerBars()
+	defer func() {
+		if bars != nil {
+			bars.finish()
+		}
+	}()
 	for {
 		var m jsonstream.Message
 		if err := dec.Decode(&m); err != nil {
@@ -60,7 +104,15 @@ func printStream(r io.Reader, out io.Writer, quiet bool) error {
 			return errors.New(m.Error.Message)
 		}
 		switch {
+		case m.Progress != nil && bars != nil && !quiet:
+			bars.update(m)
 		case m.Stream != "":
+			if bars != nil {
+				// Done with progress: draw the bars' last state before
+				// the result lines.
+				bars.finish()
+				bars = nil
+			}
 			fmt.Fprint(out, m.Stream)
 		case m.Status != "" && m.Progress == nil && !quiet:
 			if m.ID != "" {

@@ -19,5 +19,16 @@
 // of its own (system.go, images.go, later containers.go, networks.go), which
 // adds them from an init function with [AddRoutes]; handlers return errors
 // and [StatusOf] picks Docker's status code for them (404 for
-// [ErrNotFound], 409 for [ErrConflict], 400 for [ErrBadParameter]).
+// [ErrNotFound], 409 for [ErrConflict], 400 for [ErrBadParameter], and the
+// store's sentinels mapped in store.go). Other parts of /info are added with
+// [AddInfo]; the container routes tell rmi and prune which images are in
+// use through [Daemon.ImageUsers].
+//
+// Images live in the store (package cas) under <root>/cas. Uploads (load)
+// are spooled, decompressed, to <root>/tmp, which is emptied at start-up,
+// because an archive has to be read out of order. A load ingests every
+// layer under a lease before it writes any image record or tag, so a bad
+// layer leaves the store as it was. Besides Docker's API the daemon serves
+// two endpoints of its own, GET /fusebox/store/usage (space and what dedup
+// saves) and POST /fusebox/store/fsck.
 package daemon

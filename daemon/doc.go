@@ -1,4 +1,34 @@
 // Package daemon is the fusebox daemon: it owns the store, serves the Docker
 // Engine API on a unix socket, serves every FUSE mount and supervises every
 // container.
+//
+// One daemon runs per root directory. It takes an exclusive lock on
+// <root>/daemon.lock before it opens anything else, because Badger allows a
+// single read-write process per directory and a FUSE mount must live as
+// long as its container; a second daemon on the same root fails at once with
+// [ErrRootLocked] instead of corrupting the first one's state. The daemon
+// logs to <root>/daemon.log, which is also where a daemon started in the
+// background by the CLI sends its output, so the log is the one place to
+// look when the CLI reports that the daemon did not answer.
+//
+// The API is a subset of Docker's, advertised as version [APIVersion] (down
+// to [MinAPIVersion]), with request and response types from
+// github.com/moby/moby/api so that the real docker CLI and the official Go
+// client both work against it. Routes are served both with a version prefix
+// (/v1.44/images/json) and without. Each resource keeps its routes in a file
+// of its own (system.go, images.go, later containers.go, networks.go), which
+// adds them from an init function with [AddRoutes]; handlers return errors
+// and [StatusOf] picks Docker's status code for them (404 for
+// [ErrNotFound], 409 for [ErrConflict], 400 for [ErrBadParameter], and the
+// store's sentinels mapped in store.go). Other parts of /info are added with
+// [AddInfo]; the container routes tell rmi and prune which images are in
+// use through [Daemon.ImageUsers].
+//
+// Images live in the store (package cas) under <root>/cas. Uploads (load)
+// are spooled, decompressed, to <root>/tmp, which is emptied at start-up,
+// because an archive has to be read out of order. A load ingests every
+// layer under a lease before it writes any image record or tag, so a bad
+// layer leaves the store as it was. Besides Docker's API the daemon serves
+// two endpoints of its own, GET /fusebox/store/usage (space and what dedup
+// saves) and POST /fusebox/store/fsck.
 package daemon

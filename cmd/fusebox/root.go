@@ -5,6 +5,9 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
+	"github.com/fusebox/fusebox/daemon"
 )
 
 // commands holds the constructors of the top-level commands. Each verb lives
@@ -15,17 +18,45 @@ var commands []func() *cobra.Command
 // register adds a top-level command constructor; call it from init.
 func register(newCmd func() *cobra.Command) { commands = append(commands, newCmd) }
 
+// globals are the root flags every command shares.
+var globals struct {
+	host string
+	root string
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "fusebox [OPTIONS] COMMAND",
 		Short:         "A container toolkit on a userspace union filesystem",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Global options come before the command, as with docker; they are
+		// the root's own flags so that a command may reuse a letter
+		// (history -H is --human).
+		TraverseChildren: true,
 	}
+	root.Flags().StringVarP(&globals.host, "host", "H", envOr("FUSEBOX_HOST", daemon.DefaultHost), "Daemon socket to connect to (unix:///path; env FUSEBOX_HOST)")
+	root.Flags().StringVar(&globals.root, "root", envOr("FUSEBOX_ROOT", daemon.DefaultRoot), "Root directory of the daemon's state (env FUSEBOX_ROOT)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w\nSee '%s --help'", err, c.CommandPath())
+	})
 	for _, newCmd := range commands {
 		root.AddCommand(newCmd())
 	}
 	return root
+}
+
+// dial connects to the daemon named by the root flags, starting it when
+// nothing answers on its socket.
+func dial(cmd *cobra.Command) (*client.Client, error) {
+	return client.Connect(cmd.Context(), client.Options{Host: globals.host, Root: globals.root})
 }
 
 // run executes the CLI and returns the process exit status.

@@ -1,0 +1,211 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	moby "github.com/moby/moby/client"
+
+	"github.com/fusebox/fusebox/cas"
+	"github.com/fusebox/fusebox/daemon"
+)
+
+// ErrDaemonNotReady means the daemon was started but never answered /_ping.
+var ErrDaemonNotReady = errors.New("daemon did not become ready")
+
+// Client is the official Docker API client connected to a fusebox daemon.
+// All of moby's methods (ImageList, ImageLoad, Info, ...) are promoted.
+type Client struct {
+	*moby.Client
+	// Host is the daemon address in unix:// form.
+	Host string
+	// Started reports whether Connect had to start the daemon.
+	Started bool
+}
+
+// Options says which daemon to reach and how to start it.
+type Options struct {
+	// Host is the daemon's address (unix:///path); empty means daemon.DefaultHost.
+	Host string
+	// Root is the daemon's state directory; empty means daemon.DefaultRoot.
+	Root string
+	// Exe is the fusebox binary to start the daemon with; empty means the
+	// running executable.
+	Exe string
+	// NoStart makes Connect fail instead of starting a daemon.
+	NoStart bool
+	// Timeout bounds the wait for a started daemon; zero means 30s.
+	Timeout time.Duration
+}
+
+// Connect returns a client for the daemon at opts.Host, starting the daemon
+// in the background first when nothing listens there.
+func Connect(ctx context.Context, opts Options) (*Client, error) {
+	if opts.Host == "" {
+		opts.Host = daemon.DefaultHost
+	}
+	if opts.Root == "" {
+		opts.Root = daemon.DefaultRoot
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	sock, err := daemon.SocketPath(opts.Host)
+	if err != nil {
+		return nil, err
+	}
+	c, err := moby.New(moby.WithHost(opts.Host))
+	if err != nil {
+		return nil, fmt.Errorf("create client: %w", err)
+	}
+	cl := &Client{Client: c, Host: opts.Host}
+	if listening(sock) {
+		return cl, nil
+	}
+	if opts.NoStart {
+		c.Close()
+		return nil, fmt.Errorf("cannot connect to the fusebox daemon at %s: is the daemon running?", opts.Host)
+	}
+	if err := Start(ctx, opts); err != nil {
+		c.Close()
+		return nil, err
+	}
+	cl.Started = true
+	return cl, nil
+}
+
+// listening reports whether something accepts connections on sock.
+func listening(sock string) bool {
+	conn, err := net.DialTimeout("unix", sock, 2*time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// Start launches `fusebox --root R -H H daemon` detached from the caller
+// (new session, stdin from /dev/null, output appended to <root>/daemon.log)
+// and waits until it answers /_ping or exits.
+func Start(ctx context.Context, opts Options) error {
+	if opts.Timeout == 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	exe := opts.Exe
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return fmt.Errorf("find fusebox binary: %w", err)
+		}
+	}
+	root, err := filepath.Abs(opts.Root)
+	if err != nil {
+		return fmt.Errorf("root %q: %w", opts.Root, err)
+	}
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return fmt.Errorf("create root: %w", err)
+	}
+	logPath := filepath.Join(root, daemon.LogName)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open daemon log: %w", err)
+	}
+	defer logf.Close()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return err
+	}
+	defer devnull.Close()
+	cmd := exec.Command(exe, "--root", root, "-H", opts.Host, "daemon")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start daemon: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	c, err := moby.New(moby.WithHost(opts.Host))
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	defer c.Close()
+	deadline := time.NewTimer(opts.Timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := c.Ping(pctx, moby.PingOptions{})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case werr := <-exited:
+			return fmt.Errorf("daemon exited during start-up (%v): see %s: %w", werr, logPath, ErrDaemonNotReady)
+		case <-deadline.C:
+			return fmt.Errorf("no answer on %s after %s: see %s: %w", opts.Host, opts.Timeout, logPath, ErrDaemonNotReady)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// storeRequest calls one of fusebox's own endpoints (outside Docker's API)
+// and decodes its JSON answer into out.
+func (c *Client) storeRequest(ctx context.Context, method, path string, out any) error {
+	sock, err := daemon.SocketPath(c.Host)
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, method, "http://fusebox"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot connect to the fusebox daemon at %s: %w", c.Host, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Message string `json:"message"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return fmt.Errorf("Error response from daemon: %s", e.Message)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// StoreUsage is the store's space accounting, dedup savings included
+// (GET /fusebox/store/usage).
+func (c *Client) StoreUsage(ctx context.Context) (cas.Usage, error) {
+	var u cas.Usage
+	err := c.storeRequest(ctx, http.MethodGet, "/fusebox/store/usage", &u)
+	return u, err
+}
+
+// Fsck re-hashes every stored content and checks every layer index
+// (POST /fusebox/store/fsck).
+func (c *Client) Fsck(ctx context.Context) (cas.Report, error) {
+	var r cas.Report
+	err := c.storeRequest(ctx, http.MethodPost, "/fusebox/store/fsck", &r)
+	return r, err
+}

@@ -1,0 +1,330 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// A Case is one cell of the report: one workload on one backend. The runner
+// calls Available, then Setup once, then Run once per measured run, then
+// Teardown, whatever happened before.
+type Case struct {
+	Workload string
+	Backend  string
+	Unit     string
+	Better   Better
+	Note     string
+	// Available returns nil, or an error wrapping ErrMissing saying why the
+	// case cannot be measured. Nil means always available.
+	Available func(ctx context.Context) error
+	Setup     func(ctx context.Context) error
+	Run       func(ctx context.Context, i int) (float64, error)
+	Teardown  func(ctx context.Context) error
+}
+
+// Config is one harness run.
+type Config struct {
+	// CacheDir keeps the data set between runs.
+	CacheDir string
+	// Runs is the number of measured runs per figure (the median is reported).
+	Runs int
+	// Quick uses the scaled-down data set.
+	Quick bool
+	// Fusebox is the fusebox executable used for the image mount, container,
+	// diff, commit and memory figures; empty reports them missing.
+	Fusebox string
+	// Only and Skip select workloads by a regular expression on their name;
+	// Backends selects backends the same way. Empty means all.
+	Only, Skip, Backends string
+	// Log receives progress lines.
+	Log io.Writer
+}
+
+// Run builds (or reuses) the data set, measures every case and returns the
+// report. Every mount it makes is gone when it returns, also when ctx is
+// cancelled.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Runs < 1 {
+		return nil, fmt.Errorf("runs must be at least 1, got %d", cfg.Runs)
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	filter, err := newFilter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("bench needs root (mounts, dropping caches)")
+	}
+	spec := FullSpec()
+	if cfg.Quick {
+		spec = QuickSpec()
+	}
+	if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
+		return nil, fmt.Errorf("cache dir: %w", err)
+	}
+	ds, err := PrepareDataset(ctx, cfg.CacheDir, spec, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	scratch, err := os.MkdirTemp(cfg.CacheDir, "scratch-")
+	if err != nil {
+		return nil, fmt.Errorf("scratch dir: %w", err)
+	}
+	defer func() {
+		if err := unmountAllUnder(scratch); err != nil {
+			fmt.Fprintf(cfg.Log, "warning: %v\n", err)
+		}
+		os.RemoveAll(scratch)
+	}()
+
+	fio, _ := exec.LookPath("fio")
+	backends := Backends(cfg, ds)
+	rep := newReport(cfg, ds)
+	for _, b := range backends {
+		info := BackendInfo{Name: b.Name()}
+		if d, ok := b.(Describer); ok {
+			info.Detail = d.Describe()
+		}
+		if err := b.Available(ctx); err != nil {
+			info.Missing = err.Error()
+		}
+		rep.Backends = append(rep.Backends, info)
+	}
+	var cases []Case
+	for _, w := range Workloads(ds, fio) {
+		if !filter.workload(w.Name) {
+			continue
+		}
+		for _, b := range backends {
+			if filter.backend(b.Name()) {
+				cases = append(cases, mountCase(w, b, ds, scratch))
+			}
+		}
+	}
+	for _, c := range Scenarios(cfg, ds, scratch) {
+		if filter.workload(c.Workload) && filter.backend(c.Backend) {
+			cases = append(cases, c)
+		}
+	}
+	for i, c := range cases {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		fmt.Fprintf(cfg.Log, "[%d/%d] %s — %s: ", i+1, len(cases), c.Workload, c.Backend)
+		f := runCase(ctx, c, cfg.Runs)
+		switch {
+		case f.Missing != "":
+			fmt.Fprintln(cfg.Log, f.Missing)
+		case f.Error != "":
+			fmt.Fprintln(cfg.Log, "error:", f.Error)
+		default:
+			fmt.Fprintf(cfg.Log, "%s %s (min %s, max %s)\n", num(f.Median), f.Unit, num(f.Min), num(f.Max))
+		}
+		rep.Figures = append(rep.Figures, f)
+	}
+	rep.computeRatios()
+	return rep, ctx.Err()
+}
+
+func runCase(ctx context.Context, c Case, runs int) (f Figure) {
+	f = Figure{Workload: c.Workload, Backend: c.Backend, Unit: c.Unit, Better: c.Better, Note: c.Note}
+	if c.Available != nil {
+		if err := c.Available(ctx); err != nil {
+			f.Missing = err.Error()
+			if !errors.Is(err, ErrMissing) {
+				f.Missing = missingf("%v", err).Error()
+			}
+			return f
+		}
+	}
+	if c.Teardown != nil {
+		defer func() {
+			if err := c.Teardown(context.WithoutCancel(ctx)); err != nil && f.Error == "" {
+				f.Error = "teardown: " + err.Error()
+			}
+		}()
+	}
+	if c.Setup != nil {
+		if err := c.Setup(ctx); err != nil {
+			if errors.Is(err, ErrMissing) {
+				f.Missing = err.Error()
+			} else {
+				f.Error = "setup: " + err.Error()
+			}
+			return f
+		}
+	}
+	for i := 0; i < runs; i++ {
+		v, err := c.Run(ctx, i)
+		if err != nil {
+			f.Error = err.Error()
+			f.Runs = nil
+			return f
+		}
+		f.Runs = append(f.Runs, v)
+	}
+	f.summarize()
+	return f
+}
+
+// mountCase turns a workload on a backend into a case: a fresh mount (and
+// fresh upper and work directories) per run.
+func mountCase(w Workload, b Backend, ds *Dataset, scratch string) Case {
+	c := Case{Workload: w.Name, Backend: b.Name(), Unit: w.Unit, Better: w.Better, Note: w.Note,
+		Available: b.Available}
+	if p, ok := b.(Preparer); ok {
+		c.Setup = func(ctx context.Context) error { return p.Prepare(ctx, ds.Layers) }
+	}
+	c.Run = func(ctx context.Context, i int) (v float64, err error) {
+		dir, err := os.MkdirTemp(scratch, "run-")
+		if err != nil {
+			return 0, err
+		}
+		defer os.RemoveAll(dir)
+		env := Env{Root: filepath.Join(dir, "mnt"), Scratch: filepath.Join(dir, "tmp"), Data: ds}
+		upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+		for _, d := range []string{env.Root, env.Scratch, upper, work} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				return 0, err
+			}
+		}
+		if w.Cold {
+			if err := dropCaches(); err != nil {
+				return 0, err
+			}
+		}
+		start := time.Now()
+		if err := b.Mount(ctx, ds.Layers, upper, work, env.Root); err != nil {
+			return 0, fmt.Errorf("mount: %w", err)
+		}
+		mountMS := since(start, "ms")
+		defer func() {
+			if uerr := b.Unmount(context.WithoutCancel(ctx), env.Root); uerr != nil && err == nil {
+				err = fmt.Errorf("unmount: %w", uerr)
+			}
+		}()
+		if w.MountTime {
+			if _, err := os.Stat(filepath.Join(env.Root, ds.Tree)); err != nil {
+				return 0, fmt.Errorf("mount is not usable: %w", err)
+			}
+			return mountMS, nil
+		}
+		if w.Setup != nil {
+			if err := w.Setup(ctx, env); err != nil {
+				return 0, fmt.Errorf("setup: %w", err)
+			}
+		}
+		if w.Cleanup != nil {
+			defer func() {
+				if cerr := w.Cleanup(context.WithoutCancel(ctx), env); cerr != nil && err == nil {
+					err = fmt.Errorf("cleanup: %w", cerr)
+				}
+			}()
+		}
+		if w.Cold {
+			if err := dropCaches(); err != nil {
+				return 0, err
+			}
+		} else if _, err := w.Measure(ctx, env); err != nil {
+			return 0, fmt.Errorf("warm-up: %w", err)
+		}
+		return w.Measure(ctx, env)
+	}
+	return c
+}
+
+// Backends returns the union-mount backends in report order.
+func Backends(cfg Config, ds *Dataset) []Backend {
+	fov, fovMissing := "/usr/bin/fuse-overlayfs", ""
+	if _, err := os.Stat(fov); err != nil {
+		fov, fovMissing = "", "Debian's fuse-overlayfs is not installed (/usr/bin/fuse-overlayfs)"
+	}
+	fbo, fboMissing := FindProgram("fusebox-overlay")
+	return []Backend{
+		&Native{CacheDir: ds.Dir},
+		KernelOverlay{},
+		&FuseProgram{Label: FuseOverlayfsName, Path: fov, Missing: fovMissing},
+		&FuseProgram{Label: "fusebox-overlay", Path: fbo, Missing: fboMissing},
+		&ImageMount{CLI: Fusebox{Path: cfg.Fusebox}, CacheDir: ds.Dir},
+	}
+}
+
+// The anchors' names, which the ratios are computed against.
+const (
+	KernelOverlayName = "kernel overlayfs"
+	FuseOverlayfsName = "fuse-overlayfs"
+)
+
+type filter struct{ only, skip, backends *regexp.Regexp }
+
+func newFilter(cfg Config) (filter, error) {
+	var f filter
+	for _, x := range []struct {
+		expr string
+		re   **regexp.Regexp
+		flag string
+	}{{cfg.Only, &f.only, "only"}, {cfg.Skip, &f.skip, "skip"}, {cfg.Backends, &f.backends, "backends"}} {
+		if x.expr == "" {
+			continue
+		}
+		re, err := regexp.Compile(x.expr)
+		if err != nil {
+			return f, fmt.Errorf("--%s: %w", x.flag, err)
+		}
+		*x.re = re
+	}
+	return f, nil
+}
+
+func (f filter) workload(name string) bool {
+	return (f.only == nil || f.only.MatchString(name)) && (f.skip == nil || !f.skip.MatchString(name))
+}
+
+func (f filter) backend(name string) bool {
+	// The anchors always run: the ratios need them.
+	return f.backends == nil || f.backends.MatchString(name) || name == KernelOverlayName || name == FuseOverlayfsName
+}
+
+// median returns the median of xs (the mean of the middle two when even).
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func num(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v >= 1000:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 100:
+		return fmt.Sprintf("%.1f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		s := fmt.Sprintf("%.3g", v)
+		if strings.Contains(s, "e") {
+			s = fmt.Sprintf("%.4f", v)
+		}
+		return s
+	}
+}

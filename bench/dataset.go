@@ -52,7 +52,7 @@ func FullSpec() Spec {
 // QuickSpec is a scaled-down data set for the smoke run.
 func QuickSpec() Spec {
 	return Spec{SmallFiles: 2000, SmallDirs: 40, BigSize: 64 << 20, MidSize: 16 << 20, Changed: 100,
-		SourceFiles: 500, Creates: 1000, RandomIOs: 2048, DiffSmall: 1000, DiffLarge: 5000}
+		SourceFiles: 300, Creates: 500, RandomIOs: 2048, DiffSmall: 1000, DiffLarge: 3000}
 }
 
 func (s Spec) validate() error {
@@ -105,7 +105,10 @@ func PrepareDataset(ctx context.Context, cacheDir string, spec Spec, log io.Writ
 		Busybox string
 	}{datasetFormat, spec, bbSum})
 	id := shortHash(string(specJSON))
-	dir := filepath.Join(cacheDir, "data-"+id)
+	// The file count in the name lets a rebuild drop stale copies of the
+	// same size class (a quick and a full data set live side by side).
+	prefix := fmt.Sprintf("data-%d-", spec.SmallFiles)
+	dir := filepath.Join(cacheDir, prefix+id)
 	ds := &Dataset{Dir: dir, ID: id, Spec: spec}
 	for i := len(layerNames) - 1; i >= 0; i-- {
 		ds.Layers = append(ds.Layers, filepath.Join(dir, "layers", layerNames[i]))
@@ -117,6 +120,14 @@ func PrepareDataset(ctx context.Context, cacheDir string, spec Spec, log io.Writ
 
 	if _, err := os.Stat(filepath.Join(dir, stampName)); err == nil {
 		return ds, nil
+	}
+	if stale, _ := filepath.Glob(filepath.Join(cacheDir, prefix+"*")); len(stale) > 0 {
+		for _, d := range stale {
+			fmt.Fprintf(log, "removing stale data set %s\n", d)
+			if err := os.RemoveAll(d); err != nil {
+				return nil, fmt.Errorf("data set: %w", err)
+			}
+		}
 	}
 	fmt.Fprintf(log, "building data set %s in %s (once; later runs reuse it)\n", id, dir)
 	start := time.Now()

@@ -28,6 +28,7 @@ func (r *Report) WritePNG(w io.Writer) error {
 	var workloads, backends []string
 	seenW, seenB := map[string]bool{}, map[string]bool{}
 	ratios := map[[2]string]float64{}
+	hasBar := map[string]bool{}
 	for _, f := range r.Figures {
 		if f.Backend == KernelOverlayName {
 			continue
@@ -42,6 +43,7 @@ func (r *Report) WritePNG(w io.Writer) error {
 		}
 		if f.VsKernel != nil {
 			ratios[[2]string{f.Workload, f.Backend}] = *f.VsKernel
+			hasBar[f.Backend] = true
 		}
 	}
 	const (
@@ -74,9 +76,13 @@ func (r *Report) WritePNG(w io.Writer) error {
 	text(10, 34, fmt.Sprintf("%s, commit %.12s, Linux %s, %d CPUs", r.Date.Format("2006-01-02"), orNone(r.Commit), r.Machine.Kernel, r.Machine.CPUs), black)
 	lx := 10
 	for i, b := range backends {
+		label := b
+		if !hasBar[b] {
+			label += " (missing)"
+		}
 		fill(lx, 44, lx+12, 54, plotColors[i%len(plotColors)])
-		text(lx+16, 54, b, black)
-		lx += 16 + 7*len(b) + 20
+		text(lx+16, 54, label, black)
+		lx += 16 + 7*len(label) + 20
 	}
 	bottom := top + groupH*len(workloads)
 	for e := minExp; e <= maxExp; e++ {
@@ -95,14 +101,18 @@ func (r *Report) WritePNG(w io.Writer) error {
 		if len(name) > labelW/7 {
 			name = name[:labelW/7-1] + "…"
 		}
-		text(10, y+groupH/2+3, name, black)
+		text(10, y+barH*len(backends)/2+5, name, black)
 		for bi, b := range backends {
 			v, ok := ratios[[2]string{wl, b}]
 			if !ok {
 				continue
 			}
 			by := y + bi*barH
-			fill(xOf(1), by, xOf(v), by+barH-1, plotColors[bi%len(plotColors)])
+			x0, x1 := xOf(1), xOf(v)
+			if x1-x0 < 2 && x0-x1 < 2 {
+				x1 = x0 + 2 // a ratio of about 1 still shows
+			}
+			fill(x0, by, x1, by+barH-1, plotColors[bi%len(plotColors)])
 		}
 	}
 	return png.Encode(w, img)

@@ -229,18 +229,33 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 				num(f.Median), num(f.Min), num(f.Max), f.Unit, ratio(f.VsKernel), ratio(f.VsFuseOverlayfs))
 		}
 	}
-	var notes []string
-	seen := map[string]bool{}
+	// A workload's note is printed once; per backend only where they differ.
+	notes := map[string][]Figure{}
+	var order []string
 	for _, f := range r.Figures {
-		if f.Note != "" && !seen[f.Workload+f.Note] {
-			seen[f.Workload+f.Note] = true
-			notes = append(notes, fmt.Sprintf("- %s (%s): %s", f.Workload, f.Backend, f.Note))
+		if f.Note == "" {
+			continue
 		}
+		if _, ok := notes[f.Workload]; !ok {
+			order = append(order, f.Workload)
+		}
+		notes[f.Workload] = append(notes[f.Workload], f)
 	}
-	if len(notes) > 0 {
+	if len(order) > 0 {
 		fmt.Fprintln(bw, "\nHow the figures are taken:")
-		for _, n := range notes {
-			fmt.Fprintln(bw, n)
+		for _, wl := range order {
+			fs := notes[wl]
+			same := true
+			for _, f := range fs {
+				same = same && f.Note == fs[0].Note
+			}
+			if same {
+				fmt.Fprintf(bw, "- %s: %s\n", wl, fs[0].Note)
+				continue
+			}
+			for _, f := range fs {
+				fmt.Fprintf(bw, "- %s, %s: %s\n", wl, f.Backend, f.Note)
+			}
 		}
 	}
 	var backs []string

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A Case is one cell of the report: one workload on one backend. The runner
@@ -49,6 +51,9 @@ type Config struct {
 	Log io.Writer
 }
 
+// ErrBusy is returned when another harness run holds the cache directory.
+var ErrBusy = errors.New("another bench run is using it")
+
 // Run builds (or reuses) the data set, measures every case and returns the
 // report. Every mount it makes is gone when it returns, also when ctx is
 // cancelled.
@@ -72,6 +77,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cache dir: %w", err)
+	}
+	// One run at a time per cache: a second one would rebuild or unmount
+	// under the first.
+	lock, err := os.OpenFile(filepath.Join(cfg.CacheDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cache dir: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return nil, fmt.Errorf("cache dir %s: %w", cfg.CacheDir, ErrBusy)
 	}
 	ds, err := PrepareDataset(ctx, cfg.CacheDir, spec, cfg.Log)
 	if err != nil {

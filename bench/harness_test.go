@@ -53,6 +53,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// builtProgram returns the repository's bin/name when `make build` made it,
+// else what FindProgram finds, else "".
+func builtProgram(name string) string {
+	if p, err := filepath.Abs(filepath.Join("..", "bin", name)); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	p, _ := FindProgram(name)
+	return p
+}
+
 // mountsUnder lists the mounts left at or below dir.
 func mountsUnder(t *testing.T, dir string) []string {
 	t.Helper()
@@ -76,9 +88,12 @@ func mountsUnder(t *testing.T, dir string) []string {
 func TestQuickRun(t *testing.T) {
 	requireRoot(t)
 	cache := sharedCache(t)
-	exe, _ := FindProgram("fusebox")
+	// `make test` builds bin/ first: measure what it built, so the fusebox
+	// backends are exercised as soon as they exist.
+	fusebox, overlay := builtProgram("fusebox"), builtProgram("fusebox-overlay")
 	var log bytes.Buffer
-	rep, err := Run(context.Background(), Config{CacheDir: cache, Runs: 1, Quick: true, Fusebox: exe, Log: &log})
+	rep, err := Run(context.Background(), Config{CacheDir: cache, Runs: 1, Quick: true,
+		Fusebox: fusebox, FuseboxOverlay: overlay, Log: &log})
 	t.Log(log.String())
 	if err != nil {
 		t.Fatalf("Run: %v", err)

@@ -44,6 +44,9 @@ type Config struct {
 	// Fusebox is the fusebox executable used for the image mount, container,
 	// diff, commit and memory figures; empty reports them missing.
 	Fusebox string
+	// FuseboxOverlay is the fusebox-overlay executable; empty looks next
+	// to the running executable, then in PATH.
+	FuseboxOverlay string
 	// Only and Skip select workloads by a regular expression on their name;
 	// Backends selects backends the same way. Empty means all.
 	Only, Skip, Backends string
@@ -132,23 +135,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			cases = append(cases, c)
 		}
 	}
+	runStart := time.Now()
 	for i, c := range cases {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
 		fmt.Fprintf(cfg.Log, "[%d/%d] %s — %s: ", i+1, len(cases), c.Workload, c.Backend)
+		caseStart := time.Now()
 		f := runCase(ctx, c, cfg.Runs)
+		took := time.Since(caseStart).Round(10 * time.Millisecond)
 		switch {
 		case f.Missing != "":
 			fmt.Fprintln(cfg.Log, f.Missing)
 		case f.Error != "":
-			fmt.Fprintln(cfg.Log, "error:", f.Error)
+			fmt.Fprintf(cfg.Log, "error: %s [%s]\n", f.Error, took)
 		default:
-			fmt.Fprintf(cfg.Log, "%s %s (min %s, max %s)\n", num(f.Median), f.Unit, num(f.Min), num(f.Max))
+			fmt.Fprintf(cfg.Log, "%s %s (min %s, max %s) [%s]\n", num(f.Median), f.Unit, num(f.Min), num(f.Max), took)
 		}
 		rep.Figures = append(rep.Figures, f)
 	}
 	rep.computeRatios()
+	fmt.Fprintf(cfg.Log, "measured in %s\n", time.Since(runStart).Round(time.Second))
 	return rep, ctx.Err()
 }
 
@@ -265,7 +272,10 @@ func Backends(cfg Config, ds *Dataset) []Backend {
 	if _, err := os.Stat(fov); err != nil {
 		fov, fovMissing = "", "Debian's fuse-overlayfs is not installed (/usr/bin/fuse-overlayfs)"
 	}
-	fbo, fboMissing := FindProgram("fusebox-overlay")
+	fbo, fboMissing := cfg.FuseboxOverlay, ""
+	if fbo == "" {
+		fbo, fboMissing = FindProgram("fusebox-overlay")
+	}
 	return []Backend{
 		&Native{CacheDir: ds.Dir},
 		KernelOverlay{},

@@ -21,6 +21,7 @@ type benchOptions struct {
 	runs                   int
 	cacheDir, outDir       string
 	compare, from, fusebox string
+	fuseboxOverlay         string
 	only, skip, backends   string
 }
 
@@ -43,6 +44,7 @@ workload, median of --runs. Writes bench.md, bench.json and bench.png to --out. 
 	f.StringVar(&o.compare, "compare", "", "Print the change of every figure against this earlier bench.json")
 	f.StringVar(&o.from, "from", "", "Do not measure: render (and --compare) this bench.json instead")
 	f.StringVar(&o.fusebox, "fusebox", "", "fusebox executable for the daemon figures (default: this one)")
+	f.StringVar(&o.fuseboxOverlay, "fusebox-overlay", "", "fusebox-overlay executable (default: next to fusebox, then PATH)")
 	f.StringVar(&o.only, "only", "", "Run only workloads whose name matches this regular expression")
 	f.StringVar(&o.skip, "skip", "", "Skip workloads whose name matches this regular expression")
 	f.StringVar(&o.backends, "backends", "", "Run only backends matching this regular expression (the two anchors always run)")
@@ -83,7 +85,8 @@ func runBench(cmd *cobra.Command, o benchOptions) error {
 		var err error
 		rep, err = bench.Run(ctx, bench.Config{
 			CacheDir: o.cacheDir, Runs: o.runs, Quick: o.quick, Fusebox: o.fusebox,
-			Only: o.only, Skip: o.skip, Backends: o.backends, Log: cmd.ErrOrStderr(),
+			FuseboxOverlay: o.fuseboxOverlay,
+			Only:           o.only, Skip: o.skip, Backends: o.backends, Log: cmd.ErrOrStderr(),
 		})
 		if err != nil && (rep == nil || !errors.Is(err, context.Canceled)) {
 			return err

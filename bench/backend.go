@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -206,6 +207,9 @@ func (p *FuseProgram) Mount(ctx context.Context, layers []string, upper, work, t
 	// Not CommandContext: a foreground FUSE server must outlive ctx until
 	// Unmount, which the runner calls even after a cancellation.
 	cmd := exec.Command(p.Path, "-o", opts, target)
+	// Its own process group: a Ctrl-C at the terminal must reach the
+	// harness, which unmounts, and not kill a foreground server first.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Stdout = &stderr

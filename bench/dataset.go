@@ -46,7 +46,7 @@ type Spec struct {
 // deleted files.
 func FullSpec() Spec {
 	return Spec{SmallFiles: 20000, SmallDirs: 400, BigSize: 1 << 30, MidSize: 256 << 20, Changed: 100,
-		SourceFiles: 5000, Creates: 10000, RandomIOs: 16384, DiffSmall: 1000, DiffLarge: 100000}
+		SourceFiles: 5000, Creates: 10000, RandomIOs: 8192, DiffSmall: 1000, DiffLarge: 100000}
 }
 
 // QuickSpec is a scaled-down data set for the smoke run.

@@ -207,7 +207,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if r.Quick {
 		mode = "quick"
 	}
-	fmt.Fprintf(bw, "Benchmark of %s, commit %s, %s run, median of %d.\n\n", r.Date.Format("2006-01-02 15:04 MST"), orNone(r.Commit), mode, r.Runs)
+	fmt.Fprintf(bw, "Benchmark of %s, commit %s, %s run, median of up to %d runs (fewer where a figure used its time budget: see the runs column).\n\n",
+		r.Date.Format("2006-01-02 15:04 MST"), orNone(r.Commit), mode, r.Runs)
 	fmt.Fprintf(bw, "Machine: Linux %s, %d CPUs (%s), %.1f GiB memory. Command: `%s`.\n\n",
 		r.Machine.Kernel, r.Machine.CPUs, orNone(r.Machine.CPUModel), float64(r.Machine.MemoryBytes)/(1<<30), r.Command)
 	s := r.Dataset.Spec
@@ -216,17 +217,17 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		r.Dataset.ID, count(s.SmallFiles), s.SmallDirs, sizeText(s.BigSize), sizeText(s.MidSize), s.Changed, s.Changed)
 	fmt.Fprintln(bw, "Ratios are speed against the anchor on the same workload: above 1 is better than the anchor.")
 	fmt.Fprintln(bw)
-	fmt.Fprintln(bw, "| workload | backend | median | min | max | unit | vs kernel overlayfs | vs fuse-overlayfs |")
-	fmt.Fprintln(bw, "|---|---|---:|---:|---:|---|---:|---:|")
+	fmt.Fprintln(bw, "| workload | backend | median | min | max | unit | vs kernel overlayfs | vs fuse-overlayfs | runs |")
+	fmt.Fprintln(bw, "|---|---|---:|---:|---:|---|---:|---:|---:|")
 	for _, f := range r.Figures {
 		switch {
 		case f.Missing != "":
-			fmt.Fprintf(bw, "| %s | %s | %s | | | %s | | |\n", mdEscape(f.Workload), mdEscape(f.Backend), mdEscape(f.Missing), f.Unit)
+			fmt.Fprintf(bw, "| %s | %s | %s | | | %s | | | |\n", mdEscape(f.Workload), mdEscape(f.Backend), mdEscape(f.Missing), f.Unit)
 		case f.Error != "":
-			fmt.Fprintf(bw, "| %s | %s | error: %s | | | %s | | |\n", mdEscape(f.Workload), mdEscape(f.Backend), mdEscape(f.Error), f.Unit)
+			fmt.Fprintf(bw, "| %s | %s | error: %s | | | %s | | | |\n", mdEscape(f.Workload), mdEscape(f.Backend), mdEscape(f.Error), f.Unit)
 		default:
-			fmt.Fprintf(bw, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", mdEscape(f.Workload), mdEscape(f.Backend),
-				num(f.Median), num(f.Min), num(f.Max), f.Unit, ratio(f.VsKernel), ratio(f.VsFuseOverlayfs))
+			fmt.Fprintf(bw, "| %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", mdEscape(f.Workload), mdEscape(f.Backend),
+				num(f.Median), num(f.Min), num(f.Max), f.Unit, ratio(f.VsKernel), ratio(f.VsFuseOverlayfs), len(f.Runs))
 		}
 	}
 	// A workload's note is printed once; per backend only where they differ.

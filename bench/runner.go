@@ -39,6 +39,13 @@ type Config struct {
 	CacheDir string
 	// Runs is the number of measured runs per figure (the median is reported).
 	Runs int
+	// CaseBudget bounds the time spent on one figure: once a figure has
+	// MinRuns runs and has used its budget, it stops at the runs it has
+	// (the report shows how many). Zero means no bound.
+	CaseBudget time.Duration
+	// MinRuns is the number of runs a figure gets whatever its budget
+	// (capped at Runs); zero means 3.
+	MinRuns int
 	// Quick uses the scaled-down data set.
 	Quick bool
 	// Fusebox is the fusebox executable used for the image mount, container,
@@ -142,7 +149,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		fmt.Fprintf(cfg.Log, "[%d/%d] %s — %s: ", i+1, len(cases), c.Workload, c.Backend)
 		caseStart := time.Now()
-		f := runCase(ctx, c, cfg.Runs)
+		f := runCase(ctx, c, cfg)
 		took := time.Since(caseStart).Round(10 * time.Millisecond)
 		switch {
 		case f.Missing != "":
@@ -159,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, ctx.Err()
 }
 
-func runCase(ctx context.Context, c Case, runs int) (f Figure) {
+func runCase(ctx context.Context, c Case, cfg Config) (f Figure) {
 	f = Figure{Workload: c.Workload, Backend: c.Backend, Unit: c.Unit, Better: c.Better, Note: c.Note}
 	if c.Available != nil {
 		if err := c.Available(ctx); err != nil {
@@ -187,7 +194,15 @@ func runCase(ctx context.Context, c Case, runs int) (f Figure) {
 			return f
 		}
 	}
-	for i := 0; i < runs; i++ {
+	minRuns := cfg.MinRuns
+	if minRuns == 0 {
+		minRuns = 3
+	}
+	start := time.Now()
+	for i := 0; i < cfg.Runs; i++ {
+		if cfg.CaseBudget > 0 && i >= minRuns && time.Since(start) >= cfg.CaseBudget {
+			break
+		}
 		v, err := c.Run(ctx, i)
 		if err != nil {
 			f.Error = err.Error()
@@ -221,7 +236,7 @@ func mountCase(w Workload, b Backend, ds *Dataset, scratch string) Case {
 				return 0, err
 			}
 		}
-		if w.Cold {
+		if w.MountTime {
 			if err := dropCaches(); err != nil {
 				return 0, err
 			}

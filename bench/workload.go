@@ -63,13 +63,13 @@ func Workloads(ds *Dataset, fioPath string) []Workload {
 	if fioPath != "" {
 		ws = append(ws,
 			fioWorkload(fioPath, "psync", true, spec.RandomIOs),
-			fioWorkload(fioPath, "psync", false, 4*spec.RandomIOs),
+			fioWorkload(fioPath, "psync", false, 2*spec.RandomIOs),
 			fioWorkload(fioPath, "libaio", true, spec.RandomIOs))
 	} else {
 		for _, cold := range []bool{true, false} {
 			n := spec.RandomIOs
 			if !cold {
-				n *= 4
+				n *= 2
 			}
 			ws = append(ws, Workload{Name: "random 4 KiB read, big file" + temp(cold), Unit: "IOPS", Better: HigherIsBetter,
 				Cold: cold, Note: fmt.Sprintf("Go pread loop (no fio), %d reads", n), Measure: preadLoop(n)})
@@ -164,18 +164,18 @@ func seqRead(ctx context.Context, env Env) (float64, error) {
 func fioWorkload(fio, engine string, cold bool, ios int) Workload {
 	name := "random 4 KiB read, fio " + engine + temp(cold)
 	args := []string{"--ioengine=" + engine}
-	note := fmt.Sprintf("fio %s, %d reads, buffered", engine, ios)
+	note := fmt.Sprintf("fio %s, %d reads or 3 s, buffered", engine, ios)
 	if engine == "libaio" {
 		name = "random 4 KiB read, fio libaio O_DIRECT qd16"
 		args = append(args, "--direct=1", "--iodepth=16")
-		note = fmt.Sprintf("fio libaio, %d reads, O_DIRECT, iodepth 16", ios)
+		note = fmt.Sprintf("fio libaio, %d reads or 3 s, O_DIRECT, iodepth 16", ios)
 	}
 	return Workload{Name: name, Unit: "IOPS", Better: HigherIsBetter, Cold: cold, Note: note,
 		Measure: func(ctx context.Context, env Env) (float64, error) {
 			full := append([]string{"--name=bench", "--filename=" + filepath.Join(env.Root, env.Data.Big),
 				"--readonly", "--rw=randread", "--bs=4k", fmt.Sprintf("--size=%d", env.Data.Spec.BigSize),
 				fmt.Sprintf("--io_size=%d", 4096*ios), "--randrepeat=1", "--randseed=1", "--norandommap",
-				"--invalidate=0", "--runtime=60", "--output-format=json"}, args...)
+				"--invalidate=0", "--runtime=3", "--output-format=json"}, args...)
 			cmd := exec.CommandContext(ctx, fio, full...)
 			cmd.Dir = env.Scratch
 			var stderr bytes.Buffer

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +19,8 @@ func init() { register(newBenchCmd) }
 
 type benchOptions struct {
 	quick                  bool
-	runs                   int
+	runs, minRuns          int
+	budget                 time.Duration
 	cacheDir, outDir       string
 	compare, from, fusebox string
 	fuseboxOverlay         string
@@ -38,7 +40,9 @@ workload, median of --runs. Writes bench.md, bench.json and bench.png to --out. 
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.quick, "quick", false, "Scaled-down data set and fewer runs: a smoke run of about a minute")
-	f.IntVar(&o.runs, "runs", 0, "Measured runs per figure (default 5, 2 with --quick)")
+	f.IntVar(&o.runs, "runs", 0, "Measured runs per figure (default 5, 1 with --quick)")
+	f.IntVar(&o.minRuns, "min-runs", 3, "Runs every figure gets even past its --budget")
+	f.DurationVar(&o.budget, "budget", 20*time.Second, "Time per figure after which it stops at --min-runs runs (0: no limit)")
 	f.StringVar(&o.cacheDir, "cache-dir", "/var/cache/fusebox-bench", "Where the data set is built and kept")
 	f.StringVar(&o.outDir, "out", "bench-out", "Directory for bench.md, bench.json and bench.png")
 	f.StringVar(&o.compare, "compare", "", "Print the change of every figure against this earlier bench.json")
@@ -69,7 +73,7 @@ func runBench(cmd *cobra.Command, o benchOptions) error {
 		if o.runs == 0 {
 			o.runs = 5
 			if o.quick {
-				o.runs = 2
+				o.runs = 1
 			}
 		}
 		if o.fusebox == "" {
@@ -84,7 +88,7 @@ func runBench(cmd *cobra.Command, o benchOptions) error {
 		defer stop()
 		var err error
 		rep, err = bench.Run(ctx, bench.Config{
-			CacheDir: o.cacheDir, Runs: o.runs, Quick: o.quick, Fusebox: o.fusebox,
+			CacheDir: o.cacheDir, Runs: o.runs, MinRuns: o.minRuns, CaseBudget: o.budget, Quick: o.quick, Fusebox: o.fusebox,
 			FuseboxOverlay: o.fuseboxOverlay,
 			Only:           o.only, Skip: o.skip, Backends: o.backends, Log: cmd.ErrOrStderr(),
 		})

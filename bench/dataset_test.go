@@ -316,3 +316,39 @@ func TestWriteImageArchive(t *testing.T) {
 		t.Error("two archives of the same layers differ")
 	}
 }
+
+// TestNativeRebuildsChangedCopy: a native copy left modified (a run killed
+// in the middle of a write workload) is not measured again as if pristine.
+func TestNativeRebuildsChangedCopy(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: whiteouts and bind mounts")
+	}
+	layers := makeLayers(t)
+	cache := t.TempDir()
+	ctx := context.Background()
+	n := &Native{CacheDir: cache}
+	if err := n.Prepare(ctx, layers); err != nil {
+		t.Fatal(err)
+	}
+	mnt := t.TempDir()
+	if err := n.Mount(ctx, layers, "", "", mnt); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "a/keep"), []byte("scribbled on"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Unmount(ctx, mnt); err != nil {
+		t.Fatal(err)
+	}
+	again := &Native{CacheDir: cache}
+	if err := again.Prepare(ctx, layers); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Mount(ctx, layers, "", "", mnt); err != nil {
+		t.Fatal(err)
+	}
+	defer again.Unmount(ctx, mnt)
+	if data, _ := os.ReadFile(filepath.Join(mnt, "a/keep")); string(data) != "keep" {
+		t.Errorf("native copy not rebuilt: a/keep is %q", data)
+	}
+}

@@ -163,3 +163,13 @@ func dropCaches() error {
 	}
 	return nil
 }
+
+// removeScratch removes a scratch directory, after making sure nothing is
+// mounted in it: removing through a live mount would delete the files
+// behind it (the native copy, a lower layer).
+func removeScratch(dir string) error {
+	if err := unmountAllUnder(dir); err != nil {
+		return fmt.Errorf("not removing %s: %w", dir, err)
+	}
+	return os.RemoveAll(dir)
+}

@@ -107,10 +107,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("scratch dir: %w", err)
 	}
 	defer func() {
-		if err := unmountAllUnder(scratch); err != nil {
+		if err := removeScratch(scratch); err != nil {
 			fmt.Fprintf(cfg.Log, "warning: %v\n", err)
 		}
-		os.RemoveAll(scratch)
 	}()
 
 	fio, _ := exec.LookPath("fio")
@@ -228,7 +227,7 @@ func mountCase(w Workload, b Backend, ds *Dataset, scratch string) Case {
 		if err != nil {
 			return 0, err
 		}
-		defer os.RemoveAll(dir)
+		defer removeScratch(dir)
 		env := Env{Root: filepath.Join(dir, "mnt"), Scratch: filepath.Join(dir, "tmp"), Data: ds}
 		upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
 		for _, d := range []string{env.Root, env.Scratch, upper, work} {
@@ -272,6 +271,10 @@ func mountCase(w Workload, b Backend, ds *Dataset, scratch string) Case {
 		if w.Cold {
 			if err := dropCaches(); err != nil {
 				return 0, err
+			}
+		} else if w.Warmup != nil {
+			if err := w.Warmup(ctx, env); err != nil {
+				return 0, fmt.Errorf("warm-up: %w", err)
 			}
 		} else if _, err := w.Measure(ctx, env); err != nil {
 			return 0, fmt.Errorf("warm-up: %w", err)

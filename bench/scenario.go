@@ -288,7 +288,9 @@ func naiveDiff(name string, b Backend, ds *Dataset, scratch string, n int, commi
 				first = err
 			}
 		}
-		os.RemoveAll(dir)
+		if err := removeScratch(dir); err != nil && first == nil {
+			first = err
+		}
 		return first
 	}
 	return c

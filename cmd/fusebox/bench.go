@@ -35,7 +35,8 @@ func newBenchCmd() *cobra.Command {
 		Long: `Build (or reuse) the benchmark data set, mount it on every backend (native copy,
 kernel overlayfs, fuse-overlayfs, fusebox-overlay, fusebox image mount) and measure each
 workload, median of --runs. Writes bench.md, bench.json and bench.png to --out. Needs root.`,
-		Args: cobra.NoArgs,
+		Args:                  cobra.NoArgs,
+		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error { return runBench(cmd, o) },
 	}
 	f := cmd.Flags()
@@ -64,6 +65,7 @@ func runBench(cmd *cobra.Command, o benchOptions) error {
 		}
 	}
 	var rep *bench.Report
+	var interrupted error
 	if o.from != "" {
 		var err error
 		if rep, err = bench.ReadReportFile(o.from); err != nil {
@@ -97,6 +99,7 @@ func runBench(cmd *cobra.Command, o benchOptions) error {
 		}
 		if err != nil {
 			fmt.Fprintln(cmd.ErrOrStderr(), "interrupted: writing the figures taken so far")
+			interrupted = fmt.Errorf("bench interrupted: %w", err)
 		}
 	}
 	if err := writeBenchFiles(rep, o.outDir); err != nil {
@@ -113,7 +116,7 @@ func runBench(cmd *cobra.Command, o benchOptions) error {
 		}
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", filepath.Join(o.outDir, "bench.{md,json,png}"))
-	return nil
+	return interrupted
 }
 
 func writeBenchFiles(rep *bench.Report, dir string) error {

@@ -37,7 +37,7 @@ kernel overlayfs, fuse-overlayfs, fusebox-overlay, fusebox image mount) and meas
 workload, median of --runs. Writes bench.md, bench.json and bench.png to --out. Needs root.`,
 		Args:                  cobra.NoArgs,
 		DisableFlagsInUseLine: true,
-		RunE: func(cmd *cobra.Command, args []string) error { return runBench(cmd, o) },
+		RunE:                  func(cmd *cobra.Command, args []string) error { return runBench(cmd, o) },
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.quick, "quick", false, "Scaled-down data set and fewer runs: a smoke run of about a minute")

@@ -259,6 +259,17 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			}
 		}
 	}
+	fmt.Fprint(bw, "\nWhere fusebox stands against the targets of issues 3, 4 and 5")
+	if r.Quick {
+		fmt.Fprint(bw, " (a quick run: the data set is smaller than the targets assume)")
+	}
+	fmt.Fprint(bw, ":\n\n")
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if err := r.WriteTargets(bw); err != nil {
+		return err
+	}
 	var backs []string
 	for _, b := range r.Backends {
 		if b.Detail != "" {

@@ -43,6 +43,11 @@ type Config struct {
 	// MinRuns runs and has used its budget, it stops at the runs it has
 	// (the report shows how many). Zero means no bound.
 	CaseBudget time.Duration
+	// TotalBudget, when set, shares the time left among the figures left:
+	// a figure's budget is at most what is left divided by the figures
+	// still to run, so that a run fits its time whatever the machine (the
+	// runs column shows the cost). Zero means no bound.
+	TotalBudget time.Duration
 	// MinRuns is the number of runs a figure gets whatever its budget
 	// (capped at Runs); zero means 3.
 	MinRuns int
@@ -148,7 +153,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		fmt.Fprintf(cfg.Log, "[%d/%d] %s — %s: ", i+1, len(cases), c.Workload, c.Backend)
 		caseStart := time.Now()
-		f := runCase(ctx, c, cfg)
+		ccfg := cfg
+		if cfg.TotalBudget > 0 {
+			share := (cfg.TotalBudget - time.Since(runStart)) / time.Duration(len(cases)-i)
+			if ccfg.CaseBudget == 0 || share < ccfg.CaseBudget {
+				ccfg.CaseBudget = max(share, time.Millisecond)
+			}
+		}
+		f := runCase(ctx, c, ccfg)
 		took := time.Since(caseStart).Round(10 * time.Millisecond)
 		switch {
 		case f.Missing != "":

@@ -174,9 +174,24 @@ func (n *Native) Unmount(ctx context.Context, target string) error { return unmo
 // a union mount.
 type KernelOverlay struct{}
 
-var _ Backend = KernelOverlay{}
+var (
+	_ Backend   = KernelOverlay{}
+	_ Describer = KernelOverlay{}
+)
 
-func (KernelOverlay) Name() string { return "kernel overlayfs" }
+func (KernelOverlay) Name() string { return KernelOverlayName }
+
+// Describe names the module defaults that change what copy-up costs
+// (with metacopy off, a chmod copies the whole file up).
+func (KernelOverlay) Describe() string {
+	var parts []string
+	for _, p := range []string{"metacopy", "index", "redirect_dir"} {
+		if v, err := os.ReadFile("/sys/module/overlay/parameters/" + p); err == nil {
+			parts = append(parts, p+"="+strings.TrimSpace(string(v)))
+		}
+	}
+	return "mount -t overlay, default options (" + strings.Join(parts, ", ") + ")"
+}
 
 func (KernelOverlay) Available(context.Context) error {
 	data, err := os.ReadFile("/proc/filesystems")
@@ -228,8 +243,21 @@ var (
 	_ Describer = (*FuseProgram)(nil)
 )
 
-func (p *FuseProgram) Name() string     { return p.Label }
-func (p *FuseProgram) Describe() string { return p.Path }
+func (p *FuseProgram) Name() string { return p.Label }
+
+// Describe gives the program's path and the version it reports.
+func (p *FuseProgram) Describe() string {
+	if p.Path == "" {
+		return ""
+	}
+	out, _ := exec.Command(p.Path, "--version").CombinedOutput()
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "version") && !strings.Contains(line, "fusermount") && !strings.Contains(line, "FUSE") {
+			return p.Path + ", " + strings.TrimSpace(line)
+		}
+	}
+	return p.Path
+}
 
 func (p *FuseProgram) Available(context.Context) error {
 	if p.Path == "" {

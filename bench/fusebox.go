@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Fusebox drives the fusebox command line for the figures that need the
@@ -89,13 +90,16 @@ func (l *imageLoader) load(ctx context.Context, name string, layers []string) (s
 
 // ImageMount is fusebox serving the data set's layers from its store:
 // the layers are loaded as an image, then `fusebox mount --rw IMAGE DIR`
-// and `fusebox umount DIR`. Upper and work are the daemon's own.
+// (without --rw while the command lacks it: the write workloads then fail
+// and say so) and `fusebox umount DIR`. Upper and work are the daemon's own.
 type ImageMount struct {
 	CLI      Fusebox
 	CacheDir string
 
 	once   sync.Once
 	loader *imageLoader
+	rwOnce sync.Once
+	rw     bool // the mount command has --rw
 }
 
 var (
@@ -126,8 +130,19 @@ func (m *ImageMount) Mount(ctx context.Context, layers []string, upper, work, ta
 	if err != nil {
 		return err
 	}
-	_, err = m.CLI.Run(ctx, "mount", "--rw", ref, target)
-	return err
+	m.rwOnce.Do(func() {
+		help, _ := m.CLI.Run(ctx, "mount", "--help")
+		m.rw = strings.Contains(help, "--rw")
+	})
+	args := []string{"mount", ref, target}
+	if m.rw {
+		args = []string{"mount", "--rw", ref, target}
+	}
+	if _, err := m.CLI.Run(ctx, args...); err != nil {
+		return err
+	}
+	// The daemon serves the mount; wait until the kernel shows it.
+	return waitMounted(ctx, target, 30*time.Second, nil)
 }
 
 func (m *ImageMount) Unmount(ctx context.Context, target string) error {

@@ -11,9 +11,10 @@
 // after it is whole. Each Backend presents those layers as one directory:
 // a merged native copy, kernel overlayfs, fuse-overlayfs and fusebox-overlay
 // (both as FUSE programs with fuse-overlayfs's command line) and fusebox's
-// image mount through its CLI. Each Workload runs on a fresh mount per
-// measured run: cold runs follow `sync; echo 3 > /proc/sys/vm/drop_caches`,
-// warm runs follow one unmeasured pass. Figures that are not one workload on
+// image mount through its CLI. Cold and writing workloads run on a fresh
+// mount (fresh upper directory) per measured run, right after
+// `sync; echo 3 > /proc/sys/vm/drop_caches`; warm read-only workloads run on
+// one mount after one unmeasured pass. Figures that are not one workload on
 // one mount (container start against runc, diff and commit against a naive
 // tree walk, daemon memory) are Cases of their own. A backend or figure that
 // cannot be measured yet is reported with ErrMissing and the reason, never

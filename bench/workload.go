@@ -30,10 +30,13 @@ type Env struct {
 	Data    *Dataset // the data set, for its paths and sizes
 }
 
-// A Workload is one figure measured on a mounted backend. Each measured run
-// gets a fresh mount with an empty upper directory: Setup (unmeasured), then
-// either a cache drop (Cold) or one unmeasured pass of Measure (warm), then
-// Measure, then Cleanup (unmeasured, which undoes writes on the native copy).
+// A Workload is one figure measured on a mounted backend. A cold or writing
+// workload gets a fresh mount with an empty upper directory for each
+// measured run: Setup (unmeasured), a cache drop (Cold) or one unmeasured
+// warm-up pass, Measure, then Cleanup (unmeasured; it undoes writes on the
+// native copy, which has no upper layer to throw away). A warm workload
+// without Setup or Cleanup reads only: it gets one mount and one warm-up
+// pass, then all its measured runs on that warm mount.
 type Workload struct {
 	Name   string
 	Unit   string

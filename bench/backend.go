@@ -235,7 +235,7 @@ type FuseProgram struct {
 	Missing string
 
 	mu    sync.Mutex
-	procs map[string]*exec.Cmd // target → foreground process
+	procs map[string]*server // target → foreground server
 }
 
 var (
@@ -307,11 +307,10 @@ func (p *FuseProgram) Mount(ctx context.Context, layers []string, upper, work, t
 	default:
 		p.mu.Lock()
 		if p.procs == nil {
-			p.procs = map[string]*exec.Cmd{}
+			p.procs = map[string]*server{}
 		}
-		p.procs[target] = cmd
+		p.procs[target] = &server{proc: cmd.Process, done: done}
 		p.mu.Unlock()
-		go func() { <-done; p.mu.Lock(); delete(p.procs, target); p.mu.Unlock() }()
 	}
 	return nil
 }
@@ -319,26 +318,25 @@ func (p *FuseProgram) Mount(ctx context.Context, layers []string, upper, work, t
 func (p *FuseProgram) Unmount(ctx context.Context, target string) error {
 	err := unmount(target)
 	p.mu.Lock()
-	cmd := p.procs[target]
+	srv := p.procs[target]
+	delete(p.procs, target)
 	p.mu.Unlock()
-	if cmd != nil && cmd.ProcessState == nil {
+	if srv != nil {
 		// Give the server a moment to see the unmount and exit by itself.
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			if unix.Kill(cmd.Process.Pid, 0) != nil {
-				return err
-			}
-			p.mu.Lock()
-			_, running := p.procs[target]
-			p.mu.Unlock()
-			if !running {
-				return err
-			}
-			time.Sleep(10 * time.Millisecond)
+		select {
+		case <-srv.done:
+		case <-time.After(5 * time.Second):
+			srv.proc.Kill()
+			<-srv.done
 		}
-		cmd.Process.Kill()
 	}
 	return err
+}
+
+// server is a FUSE program that stayed in the foreground.
+type server struct {
+	proc *os.Process
+	done <-chan struct{} // closed when it has exited
 }
 
 // FindProgram looks for name next to the running executable, then in PATH.

@@ -14,7 +14,13 @@ build:
 test: build
 	$(GO) test -count=1 -timeout 40m -p 2 ./...
 
+# The side-by-side harness (root; the full run takes up to 15 minutes and
+# writes bench-out/bench.{md,json,png}; BENCH_FLAGS=--quick for a one-minute
+# smoke run, BENCH_FLAGS='--compare old.json' to see the change), then the Go
+# micro-benchmarks of the hot path (benchstat-ready).
+BENCH_FLAGS ?=
 bench: build
+	$(BIN)/fusebox bench $(BENCH_FLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem ./bench/...
 
 lint:

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/launcher"
+)
+
+func init() { register(newShimCmd) }
+
+// newShimCmd is `fusebox shim STATE_DIR`, the per-container process the
+// daemon starts with launcher.Start: it is the container's parent, so that
+// libcontainer never runs inside the process that serves FUSE. Hidden:
+// users never call it.
+func newShimCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "shim STATE_DIR",
+		Short:  "Run one container under libcontainer (started by the daemon)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// Fd 3 is the ready pipe launcher.Start passes.
+			ready := os.NewFile(3, "ready")
+			return launcher.RunShim(cmd.Context(), args[0], ready)
+		},
+	}
+}

@@ -344,23 +344,41 @@ type Stdio struct {
 	CloseStdin bool
 }
 
-// Attach connects stdio to the container's command until its output ends
-// (the command exited) or ctx is done. Output written before the attach
-// is only in the log. A goroutine may stay blocked reading Stdin after
-// Attach returns, until Stdin yields or closes.
-func (s *Shim) Attach(ctx context.Context, stdio Stdio) error {
+// Attachment is a live attach; Wait for its end.
+type Attachment struct {
+	done chan struct{}
+	err  error
+}
+
+// Wait returns when the output streams have ended (the command exited, or
+// the attach's ctx was done).
+func (a *Attachment) Wait() error {
+	<-a.done
+	return a.err
+}
+
+// Attach connects stdio to the container's command. It returns once the
+// shim has registered the streams, so output from a Begin after it is never
+// missed (output written before an attach is only in the log); the copying
+// goes on until the command's output ends or ctx is done. A goroutine may
+// stay blocked reading Stdin after that, until Stdin yields or closes.
+func (s *Shim) Attach(ctx context.Context, stdio Stdio) (*Attachment, error) {
 	req := request{Op: opAttach, Stdin: stdio.Stdin != nil, Stdout: stdio.Stdout != nil, Stderr: stdio.Stderr != nil, CloseStdin: stdio.CloseStdin}
 	conn, br, done, err := s.dial(ctx, req)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer done()
 	var resp response
 	if err := readJSONLine(br, &resp); err != nil {
-		return fmt.Errorf("%w: %w", ErrShimGone, err)
+		done()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %w", ErrShimGone, err)
 	}
 	if resp.Error != "" {
-		return remoteError(resp.Error)
+		done()
+		return nil, remoteError(resp.Error)
 	}
 	if stdio.Stdin != nil {
 		go func() {
@@ -368,11 +386,16 @@ func (s *Shim) Attach(ctx context.Context, stdio Stdio) error {
 			_ = conn.CloseWrite()
 		}()
 	}
-	err = pumpFrames(br, stdio, nil)
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return err
+	a := &Attachment{done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		defer done()
+		a.err = pumpFrames(br, stdio, nil)
+		if ctx.Err() != nil {
+			a.err = ctx.Err()
+		}
+	}()
+	return a, nil
 }
 
 // pumpFrames copies frames to stdio until EOF or an exit frame.

@@ -545,17 +545,21 @@ func (s *shim) attach(conn net.Conn, br *bufio.Reader, req request) {
 	if s.console != nil {
 		sub.stderr = false // a tty has one stream
 	}
-	if err := writeJSONLine(conn, response{}); err != nil {
-		return
-	}
+	// Registered before the answer, so that the caller's Begin after
+	// Attach returns can't run ahead of it. Holding subMu also keeps
+	// output frames from overtaking the answer.
 	s.subMu.Lock()
 	s.subs[sub] = struct{}{}
+	err := writeJSONLine(conn, response{})
 	s.subMu.Unlock()
 	defer func() {
 		s.subMu.Lock()
 		delete(s.subs, sub)
 		s.subMu.Unlock()
 	}()
+	if err != nil {
+		return
+	}
 	clientGone := make(chan struct{})
 	if req.Stdin {
 		go func() {

@@ -133,6 +133,13 @@ func (s *shim) run(ctx context.Context, tell func(readyMsg)) error {
 		return fmt.Errorf("write shim pid: %w", err)
 	}
 	defer os.Remove(filepath.Join(s.stateDir, PidFile))
+	defer func() {
+		// The shim's own stderr log is kept only when it says something.
+		p := filepath.Join(s.stateDir, ShimLog)
+		if fi, err := os.Stat(p); err == nil && fi.Size() == 0 {
+			_ = os.Remove(p)
+		}
+	}()
 	signal.Ignore(unix.SIGPIPE, unix.SIGHUP)
 
 	s.log, err = openLogFile(s.cfg.LogPath)
@@ -155,6 +162,7 @@ func (s *shim) run(ctx context.Context, tell func(readyMsg)) error {
 	if err := s.create(); err != nil {
 		s.exit = ExitStatus{ExitCode: ExitCode(err), Finished: time.Now().UTC(), Error: err.Error()}
 		_ = s.writeExit()
+		s.removeRuntimeFiles()
 		return err
 	}
 	pid, _ := s.process.Pid()
@@ -354,7 +362,20 @@ func (s *shim) waitAndDestroy() {
 	if err := s.writeExit(); err != nil {
 		fmt.Fprintln(os.Stderr, "fusebox shim:", err)
 	}
+	s.removeRuntimeFiles()
 	close(s.exited)
+}
+
+// removeRuntimeFiles removes what only a live container needs from the
+// state directory: libcontainer's state, the shim config and the files
+// bind-mounted into /etc. The exit status and the log stay for the daemon;
+// the socket and pid file go when the shim exits.
+func (s *shim) removeRuntimeFiles() {
+	for _, name := range []string{runcDir, ConfigFile, HostnameFile, HostsFile, ResolvConfFile} {
+		if err := os.RemoveAll(filepath.Join(s.stateDir, name)); err != nil {
+			fmt.Fprintln(os.Stderr, "fusebox shim:", err)
+		}
+	}
 }
 
 func (s *shim) writeExit() error {
@@ -431,11 +452,14 @@ func (s *shim) serve(conn net.Conn) {
 			fail(errors.New("container already started"))
 			return
 		}
+		pid, _ := s.process.Pid()
+		before, _ := exeID(pid)
 		if err := s.container.Exec(); err != nil {
 			fail(fmt.Errorf("start container: %w", err))
 			return
 		}
 		s.started = time.Now().UTC()
+		waitExec(pid, before)
 		reply(response{})
 	case opResize:
 		f := s.console
@@ -595,6 +619,30 @@ func (s *shim) attach(conn net.Conn, br *bufio.Reader, req request) {
 		return
 	}
 	<-s.outputDone
+}
+
+// exeID identifies the executable a process runs.
+func exeID(pid int) ([2]uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/exe", pid), &st); err != nil {
+		return [2]uint64{}, err
+	}
+	return [2]uint64{st.Dev, st.Ino}, nil
+}
+
+// waitExec waits until the container's init has exec'd the command, so
+// that a signal sent after Begin reaches the command rather than
+// libcontainer's init (a Go program, which dies with status 2 on SIGTERM).
+// A process that exits first, or a slow exec, ends the wait.
+func waitExec(pid int, before [2]uint64) {
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		id, err := exeID(pid)
+		if err != nil || id != before {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func sockPair() (parent, child *os.File, err error) {

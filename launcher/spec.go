@@ -363,28 +363,38 @@ func nofileLimit() (uint64, error) {
 	return min(uint64(dockerNofile), rl.Max), nil
 }
 
-// allCapabilities lists every capability this kernel knows, for
-// `--privileged`.
+// allCapabilities lists the capabilities `--privileged` grants: every one
+// in this process's bounding set. Docker grants every capability the
+// kernel knows, but a capability outside the caller's bounding set can't be
+// granted, and asking for it makes the container fail to start (here the
+// machine's own bounding set lacks CAP_SYS_RESOURCE).
 func allCapabilities() []string {
-	last := lastCap()
+	bnd, ok := boundingSet()
 	var out []string
-	for i := 0; i <= last && i < len(capNames); i++ {
-		out = append(out, capNames[i])
+	for i, name := range capNames {
+		if !ok || bnd&(1<<uint(i)) != 0 {
+			out = append(out, name)
+		}
 	}
 	return out
 }
 
-// lastCap reads the highest capability number the kernel supports.
-func lastCap() int {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+// boundingSet reads CapBnd from /proc/self/status.
+func boundingSet() (uint64, bool) {
+	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return len(capNames) - 1
+		return 0, false
 	}
-	var n int
-	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d", &n); err != nil {
-		return len(capNames) - 1
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			var n uint64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%x", &n); err != nil {
+				return 0, false
+			}
+			return n, true
+		}
 	}
-	return n
+	return 0, false
 }
 
 // capNames are the capabilities in kernel numbering order.

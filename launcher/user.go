@@ -47,7 +47,9 @@ func ResolveUser(rootfs, spec string) (User, error) {
 	if err != nil {
 		return User{}, fmt.Errorf("%w %s: %w", ErrUnknownUser, spec, err)
 	}
-	u := User{UID: uint32(eu.Uid), GID: uint32(eu.Gid), Home: eu.Home}
+	// Like Docker, the primary group is also listed among the
+	// supplementary ones, so `id` shows groups=1000(app),2000(extra).
+	u := User{UID: uint32(eu.Uid), GID: uint32(eu.Gid), Home: eu.Home, AdditionalGids: []uint32{uint32(eu.Gid)}}
 	for _, g := range eu.Sgids {
 		if uint32(g) != u.GID {
 			u.AdditionalGids = append(u.AdditionalGids, uint32(g))

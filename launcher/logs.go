@@ -74,9 +74,9 @@ func (s *logStream) Write(p []byte) (int, error) {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			s.partial = append(s.partial, p...)
-			if len(s.partial) >= maxLogLine {
-				s.log.write(s.stream, s.partial)
-				s.partial = s.partial[:0]
+			for len(s.partial) >= maxLogLine {
+				s.log.write(s.stream, s.partial[:maxLogLine])
+				s.partial = append(s.partial[:0], s.partial[maxLogLine:]...)
 			}
 			break
 		}

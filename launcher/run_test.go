@@ -417,7 +417,14 @@ func TestLogs(t *testing.T) {
 	if got := read(LogOptions{Tail: -1, Until: out2.Add(-time.Nanosecond)}); len(got) != 2 {
 		t.Fatalf("until: %q", got)
 	}
-	ts := string(got[0].Bytes(true))
+	var first LogEntry
+	for _, e := range got {
+		if e.Stream == "stdout" {
+			first = e
+			break
+		}
+	}
+	ts := string(first.Bytes(true))
 	if _, err := time.Parse(time.RFC3339Nano, strings.Fields(ts)[0]); err != nil || !strings.HasSuffix(ts, " out1\n") {
 		t.Fatalf("timestamped %q: %v", ts, err)
 	}
@@ -598,5 +605,44 @@ func TestConcurrentContainers(t *testing.T) {
 			t.Errorf("container %d: output %q exit %+v", o.i, o.out, o.st)
 		}
 		assertCleanedUp(t, o.cfg)
+	}
+}
+
+func TestInit(t *testing.T) {
+	needRoot(t)
+	if !fileExists(DefaultInitPath) {
+		t.Skip("--init needs " + DefaultInitPath + " (Debian's tini)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Under the init, the command is not PID 1, so SIGTERM without a
+	// handler kills it at once: exit 143, no wait for SIGKILL.
+	s, _, err := startContainer(t, ctx, container{opts: Options{Args: []string{"sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; sleep 100"}, Init: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	if _, err := s.Attach(ctx, Stdio{Stdout: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the command", 10*time.Second, func() bool { return strings.Contains(out.String(), "\n") })
+	if got := out.String(); !strings.HasPrefix(got, "/sbin/docker-init -- sh -c ") {
+		t.Fatalf("pid 1 is %q", got)
+	}
+	start := time.Now()
+	st, err := s.Stop(ctx, syscall.SIGTERM, 10*time.Second)
+	if err != nil || st.ExitCode != 143 || time.Since(start) > 5*time.Second {
+		t.Fatalf("stop: %+v, %v after %v", st, err, time.Since(start))
+	}
+}
+
+func TestMissingWorkdirIsCreated(t *testing.T) {
+	needRoot(t)
+	r := runContainer(t, container{opts: Options{Args: []string{"pwd"}, Cwd: "/new/work/dir"}})
+	if r.stdout != "/new/work/dir\n" || r.exit.ExitCode != 0 {
+		t.Fatalf("got %q %+v", r.stdout, r.exit)
 	}
 }

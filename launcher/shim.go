@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
@@ -218,6 +219,9 @@ func (s *shim) create() (err error) {
 			_ = s.container.Destroy()
 		}
 	}()
+	if err := ensureWorkdir(spec); err != nil {
+		return err
+	}
 	p, err := newProcess(spec.Process)
 	if err != nil {
 		return err
@@ -619,6 +623,31 @@ func (s *shim) attach(conn net.Conn, br *bufio.Reader, req request) {
 		return
 	}
 	<-s.outputDone
+}
+
+// ensureWorkdir creates the working directory in the rootfs when it is
+// missing, as Docker does for an image's WORKDIR or `-w`. The shim does it
+// rather than the daemon because the rootfs may be the daemon's own FUSE
+// mount.
+func ensureWorkdir(spec *specs.Spec) error {
+	dir, err := securejoin.SecureJoin(spec.Root.Path, spec.Process.Cwd)
+	if err != nil {
+		return fmt.Errorf("resolve working directory: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("working directory %s is not a directory", spec.Process.Cwd)
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("working directory: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create working directory: %w", err)
+	}
+	return nil
 }
 
 // exeID identifies the executable a process runs.

@@ -67,7 +67,22 @@ type Options struct {
 	// NetNS is NetNSNew, NetNSHost, or the path of a network namespace to
 	// join (such as /var/run/netns/<name>, prepared by the network code).
 	NetNS string
+
+	// Init runs the command under a small init as PID 1 that forwards
+	// signals and reaps zombies (`--init`): InitPath, a static binary on
+	// the host (default DefaultInitPath), is bind-mounted read-only at
+	// /sbin/docker-init and run as `docker-init -- ARGS...`, as Docker
+	// does with its tini.
+	Init     bool
+	InitPath string
 }
+
+// DefaultInitPath is the init `--init` uses: Debian's tini-static (package
+// tini), the same program as Docker's docker-init.
+const DefaultInitPath = "/usr/bin/tini-static"
+
+// initTarget is where the init binary appears in the container.
+const initTarget = "/sbin/docker-init"
 
 // User is a user and its groups, as numbers inside the container.
 type User struct {
@@ -187,13 +202,27 @@ func BuildSpec(o Options) (*specs.Spec, error) {
 		return nil, err
 	}
 
+	args := append([]string(nil), o.Args...)
+	mounts := dockerMounts(o)
+	if o.Init {
+		initPath := o.InitPath
+		if initPath == "" {
+			initPath = DefaultInitPath
+		}
+		if _, err := os.Stat(initPath); err != nil {
+			return nil, fmt.Errorf("%w: --init needs %s: %w", ErrInvalidOptions, initPath, err)
+		}
+		args = append([]string{initTarget, "--"}, args...)
+		mounts = append(mounts, specs.Mount{Destination: initTarget, Type: "bind", Source: initPath, Options: []string{"bind", "ro"}})
+	}
+
 	s := &specs.Spec{
 		Version:  specs.Version,
 		Root:     &specs.Root{Path: o.Rootfs, Readonly: o.ReadOnly},
 		Hostname: hostname,
 		Process: &specs.Process{
 			Terminal: o.Tty,
-			Args:     append([]string(nil), o.Args...),
+			Args:     args,
 			Env:      env,
 			Cwd:      cwd,
 			User: specs.User{
@@ -208,7 +237,7 @@ func BuildSpec(o Options) (*specs.Spec, error) {
 			},
 			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile}},
 		},
-		Mounts: dockerMounts(o),
+		Mounts: mounts,
 		Linux: &specs.Linux{
 			CgroupsPath: CgroupPath(o.ID),
 			Namespaces: []specs.LinuxNamespace{

@@ -31,6 +31,10 @@ var (
 	ErrShimGone = errors.New("container shim is not running")
 	// ErrNoTTY: a resize for a process without a tty.
 	ErrNoTTY = errors.New("process has no tty")
+	// ErrPaused: an exec into a paused container (Docker's refusal).
+	ErrPaused = errors.New("container is paused, unpause the container before exec")
+	// ErrRunning: Start on a state directory whose shim still runs.
+	ErrRunning = errors.New("container is already running")
 )
 
 // StartError is a failure to start a container's command or an exec, with
@@ -132,6 +136,10 @@ func Start(ctx context.Context, cfg Config) (*Shim, error) {
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o711); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	if c, err := net.Dial("unix", filepath.Join(cfg.StateDir, SocketFile)); err == nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("%w: %s", ErrRunning, cfg.ID)
 	}
 	if err := writeEtcFiles(cfg); err != nil {
 		return nil, err
@@ -319,7 +327,7 @@ func (s *Shim) call(ctx context.Context, req request) (response, error) {
 
 // remoteError turns a shim's error text back into the sentinel it names.
 func remoteError(msg string) error {
-	for _, e := range []error{ErrNotRunning, ErrNoTTY} {
+	for _, e := range []error{ErrNotRunning, ErrNoTTY, ErrPaused} {
 		if msg == e.Error() {
 			return e
 		}
@@ -445,7 +453,7 @@ func (s *Shim) Signal(ctx context.Context, sig syscall.Signal) error {
 // Stop sends sig (the container's stop signal), waits up to timeout for the
 // command to exit, then sends SIGKILL, as `docker stop` does.
 func (s *Shim) Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) (ExitStatus, error) {
-	if err := s.Signal(ctx, sig); err != nil && !errors.Is(err, ErrNotRunning) {
+	if err := s.Signal(ctx, sig); err != nil && !errors.Is(err, ErrNotRunning) && !errors.Is(err, ErrShimGone) {
 		return ExitStatus{}, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)

@@ -312,6 +312,9 @@ func TestPause(t *testing.T) {
 	if st, err := s.State(ctx); err != nil || st.Status != "paused" {
 		t.Fatalf("state %+v, %v", st, err)
 	}
+	if _, err := s.Exec(ctx, ExecConfig{Args: []string{"true"}}, Stdio{}); !errors.Is(err, ErrPaused) {
+		t.Fatalf("exec while paused: %v", err)
+	}
 	frozen := count()
 	time.Sleep(300 * time.Millisecond)
 	if now := count(); now != frozen {
@@ -534,6 +537,9 @@ func TestCleanupAndReconnect(t *testing.T) {
 			t.Fatalf("no cgroup %s while running", p)
 		}
 	}
+	if _, err := Start(ctx, cfg); !errors.Is(err, ErrRunning) {
+		t.Fatalf("second start: %v", err)
+	}
 	a, err := again.Attach(ctx, Stdio{Stdin: strings.NewReader("go\n"), CloseStdin: true})
 	if err != nil {
 		t.Fatal(err)
@@ -544,6 +550,9 @@ func TestCleanupAndReconnect(t *testing.T) {
 	}
 	_ = a.Wait()
 	assertCleanedUp(t, cfg)
+	if err := s.Signal(ctx, syscall.SIGTERM); !errors.Is(err, ErrShimGone) {
+		t.Fatalf("signal after exit: %v", err)
+	}
 	// Once the shim is gone, the status is still there.
 	if _, err := Connect(ctx, cfg.StateDir); !errors.Is(err, ErrShimGone) {
 		t.Fatalf("connect after exit: %v", err)

@@ -483,6 +483,10 @@ func (s *shim) serve(conn net.Conn) {
 		reply(response{})
 	case opSignal:
 		if err := s.container.Signal(unix.Signal(req.Signal)); err != nil {
+			if errors.Is(err, libcontainer.ErrNotRunning) {
+				fail(ErrNotRunning)
+				return
+			}
 			fail(fmt.Errorf("signal container: %w", err))
 			return
 		}
@@ -520,6 +524,10 @@ func (s *shim) serve(conn net.Conn) {
 		}
 		reply(response{Stats: st})
 	case opExec:
+		if status, err := s.container.Status(); err == nil && status == libcontainer.Paused {
+			fail(ErrPaused)
+			return
+		}
 		s.exec(conn, br, req)
 	default:
 		fail(fmt.Errorf("unknown shim call %q", req.Op))

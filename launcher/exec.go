@@ -182,6 +182,7 @@ func (s *shim) exec(conn net.Conn, br *bufio.Reader, req request) {
 		conn = nil
 	}
 
+	attached := conn != nil
 	var wmu sync.Mutex
 	send := func(stream byte, b []byte) {
 		wmu.Lock()
@@ -211,7 +212,7 @@ func (s *shim) exec(conn net.Conn, br *bufio.Reader, req request) {
 			}
 		}()
 	}
-	if stdin != nil && conn != nil {
+	if stdin != nil && attached {
 		go func() {
 			_, _ = io.Copy(stdin, br)
 			if master == nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	// The device cgroup rules need the cgroups device manager.
@@ -96,6 +97,9 @@ func (s *subscriber) send(stream byte, p []byte) {
 // destroyed, and records the exit status. ready receives one JSON line when
 // the container exists (or failed to), then is closed.
 func RunShim(ctx context.Context, stateDir string, ready io.WriteCloser) error {
+	// libcontainer logs through logrus to stderr, which is the shim log;
+	// keep it to what someone debugging a container needs.
+	logrus.SetLevel(logrus.WarnLevel)
 	s := &shim{
 		stateDir:   stateDir,
 		subs:       map[*subscriber]struct{}{},

@@ -127,7 +127,8 @@ func TestInsideContainer(t *testing.T) {
 		{"privileged sys", Options{Privileged: true}, "grep ' /sys ' /proc/mounts | grep -c ' rw,'", "1"},
 		{"mounts", Options{}, "for m in /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /etc/hosts /etc/resolv.conf /etc/hostname; do grep -q \" $m \" /proc/mounts && echo -n .; done", "........."},
 		{"network", Options{}, "ls /sys/class/net", "lo"},
-		{"devices", Options{}, "head -c 3 /dev/zero | wc -c; echo x > /dev/null && echo null", "3\nnull"},
+		{"devices", Options{}, "head -c 3 /dev/zero | wc -c; echo x > /dev/null && echo null; test -e /dev/fuse || echo no fuse", "3\nnull\nno fuse"},
+		{"privileged devices", Options{Privileged: true}, "test -c /dev/fuse && echo fuse; ls /dev/pts", "fuse\nptmx"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

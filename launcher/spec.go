@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/moby/sys/devices"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -262,11 +263,40 @@ func BuildSpec(o Options) (*specs.Spec, error) {
 		}
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: o.NetNS})
 	}
-	if !o.Privileged {
+	if o.Privileged {
+		if s.Linux.Devices, err = hostDevices(); err != nil {
+			return nil, err
+		}
+	} else {
 		s.Linux.MaskedPaths = append([]string(nil), maskedPaths...)
 		s.Linux.ReadonlyPaths = append([]string(nil), readonlyPaths...)
 	}
 	return s, nil
+}
+
+// hostDevices lists the host's device nodes, which a privileged container
+// gets as Docker gives them (its /dev/pts, /dev/shm and /dev/mqueue stay
+// its own).
+func hostDevices() ([]specs.LinuxDevice, error) {
+	devs, err := devices.HostDevices()
+	if err != nil {
+		return nil, fmt.Errorf("list host devices: %w", err)
+	}
+	var out []specs.LinuxDevice
+	for _, d := range devs {
+		mode := d.FileMode
+		uid, gid := d.Uid, d.Gid
+		out = append(out, specs.LinuxDevice{
+			Path:     d.Path,
+			Type:     string(rune(d.Type)),
+			Major:    d.Major,
+			Minor:    d.Minor,
+			FileMode: &mode,
+			UID:      &uid,
+			GID:      &gid,
+		})
+	}
+	return out, nil
 }
 
 // CgroupPath is the cgroup every controller puts the container in: one

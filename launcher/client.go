@@ -171,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Shim, error) {
 	cmd.Stderr = stderr
 	cmd.ExtraFiles = []*os.File{readyW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Env = shimEnv()
+	cmd.Env = append(shimEnv(), ReadyFdEnv+"=3")
 	err = cmd.Start()
 	_ = readyW.Close()
 	if err != nil {
@@ -210,12 +210,16 @@ func Start(ctx context.Context, cfg Config) (*Shim, error) {
 	return &Shim{id: cfg.ID, stateDir: cfg.StateDir, pid: r.msg.Pid}, nil
 }
 
+// ReadyFdEnv names the variable through which Start tells `fusebox shim`
+// which descriptor is its ready pipe; a shim started by hand has none.
+const ReadyFdEnv = "_FUSEBOX_SHIM_READY_FD"
+
 // shimEnv is the shim's environment: the daemon's, minus what would make
 // libcontainer's re-exec of the binary misbehave.
 func shimEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "_LIBCONTAINER_") {
+		if strings.HasPrefix(kv, "_LIBCONTAINER_") || strings.HasPrefix(kv, ReadyFdEnv+"=") {
 			continue
 		}
 		env = append(env, kv)

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"io"
 	"os"
+	"strconv"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/fusebox/fusebox/launcher"
 )
@@ -21,8 +24,13 @@ func newShimCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// Fd 3 is the ready pipe launcher.Start passes.
-			ready := os.NewFile(3, "ready")
+			var ready io.WriteCloser
+			if fd, err := strconv.Atoi(os.Getenv(launcher.ReadyFdEnv)); err == nil && fd > 2 {
+				// Not for the container's init, which the shim forks.
+				unix.CloseOnExec(fd)
+				ready = os.NewFile(uintptr(fd), "ready")
+			}
+			os.Unsetenv(launcher.ReadyFdEnv)
 			return launcher.RunShim(cmd.Context(), args[0], ready)
 		},
 	}

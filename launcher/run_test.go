@@ -667,3 +667,16 @@ func TestMissingWorkdirIsCreated(t *testing.T) {
 		t.Fatalf("got %q %+v", r.stdout, r.exit)
 	}
 }
+
+func TestOOMKilled(t *testing.T) {
+	needRoot(t)
+	// The shell keeps a command's output in memory: far past 8 MiB.
+	r := runContainer(t, container{opts: Options{Memory: 8 << 20, Args: []string{"sh", "-c", `x=$(head -c 100000000 /dev/zero | tr '\0' a); echo ${#x}`}}})
+	if r.exit.ExitCode != 137 || !r.exit.OOMKilled {
+		t.Fatalf("exit %+v", r.exit)
+	}
+	r = runContainer(t, container{opts: Options{Memory: 8 << 20, Args: []string{"true"}}})
+	if r.exit.ExitCode != 0 || r.exit.OOMKilled {
+		t.Fatalf("exit %+v", r.exit)
+	}
+}

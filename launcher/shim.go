@@ -344,10 +344,12 @@ func (s *shim) waitAndDestroy() {
 	case <-drained:
 	case <-time.After(3 * time.Second):
 	}
+	// The OOM notifier closes its channel when the cgroup goes away, so
+	// only a received value means a kill.
 	select {
-	case <-oom:
-		st.OOMKilled = true
-	default:
+	case _, ok := <-oom:
+		st.OOMKilled = ok
+	case <-time.After(10 * time.Millisecond):
 	}
 	if s.console != nil {
 		_ = s.console.Close()

@@ -2,6 +2,7 @@ package layerfs
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -46,7 +47,7 @@ func (n *node) copyUp(ctx context.Context, withData bool) syscall.Errno {
 		if err := unix.Lremovexattr(up, xattrMetacopy); err != nil {
 			return fs.ToErrno(err)
 		}
-		n.setState(nodeState{upper: true})
+		n.setState(nodeState{upper: true, uino: s.uino})
 		return 0
 	}
 	name, parent := n.Parent()
@@ -65,7 +66,7 @@ func (n *node) copyUp(ctx context.Context, withData bool) syscall.Errno {
 	if errno := l.copyObject(ctx, s.lower, dst, !meta); errno != 0 {
 		return errno
 	}
-	ns := nodeState{upper: true}
+	ns := nodeState{upper: true, uino: inoOf(dst)}
 	switch {
 	case s.lower.isDir():
 		ns.lower = s.lower
@@ -118,6 +119,11 @@ func (l *layerFS) copyObject(ctx context.Context, m *mnode, dst string, withData
 	}
 	if err == nil {
 		err = setMeta(tmp, e)
+	}
+	if err == nil && e.Type != cas.TypeDir {
+		var ino [8]byte
+		binary.BigEndian.PutUint64(ino[:], m.ino)
+		err = unix.Lsetxattr(tmp, xattrOrigin, ino[:], 0)
 	}
 	if err == nil {
 		err = unix.Rename(tmp, dst)
@@ -263,12 +269,21 @@ func (l *layerFS) ensureUpperDirs(rel string) bool {
 		if in != nil {
 			if cn, ok := in.Operations().(*node); ok {
 				cn.mu.Lock()
-				if !cn.upper {
-					cn.upper = true
+				if !cn.st.upper {
+					cn.st.upper = true
+					cn.st.uino = inoOf(p)
 				}
 				cn.mu.Unlock()
 			}
 		}
 	}
 	return true
+}
+
+func inoOf(p string) uint64 {
+	var st unix.Stat_t
+	if unix.Lstat(p, &st) != nil {
+		return 0
+	}
+	return st.Ino
 }

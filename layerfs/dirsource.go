@@ -27,6 +27,11 @@ const (
 	xattrRedirect = "trusted.overlay.redirect"
 	xattrMetacopy = "trusted.overlay.metacopy"
 	userOpaque    = "user.overlay.opaque"
+
+	// xattrOrigin holds, on a copied-up non-directory, the inode number
+	// it had in the lower view (8 bytes, big-endian), so the number
+	// survives copy-up, rename and remount. Kernel overlayfs ignores it.
+	xattrOrigin = "trusted.fusebox.origin"
 )
 
 // DirSource is a layer kept as a plain directory in overlayfs's on-disk
@@ -206,7 +211,8 @@ func readXattrs(p string) (map[string][]byte, bool, error) {
 }
 
 func isOverlayXattr(name string) bool {
-	return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.")
+	return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") ||
+		strings.HasPrefix(name, "trusted.fusebox.")
 }
 
 func listXattr(p string) ([]string, error) {

@@ -113,7 +113,10 @@ func Mount(ctx context.Context, dir string, opts MountOptions) (*Server, error) 
 			return nil, fmt.Errorf("mount %s: %w", dir, err)
 		}
 	}
-	root := &node{fsys: l, lower: t.root, upper: l.upper != ""}
+	root := &node{fsys: l, st: nodeState{lower: t.root, upper: l.upper != ""}}
+	if l.upper != "" {
+		root.st.uino = inoOf(l.upper)
+	}
 	l.root = root
 	name := opts.Name
 	if name == "" {

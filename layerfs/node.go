@@ -2,6 +2,7 @@ package layerfs
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"log"
 	"os"
@@ -64,15 +65,13 @@ type node struct {
 	fsys *layerFS
 
 	mu sync.Mutex
-	// lower is the merged lower object this node shows: for a directory,
-	// the one whose children merge in (nil when the directory is opaque
-	// or new); for a file, the one that holds the data while the node is
-	// not copied up or only its metadata is.
-	lower *mnode
-	// upper is true once the node exists in the upper dir.
-	upper bool
-	// metacopy is true when the upper file holds metadata only.
-	metacopy bool
+	// st.lower is the merged lower object this node shows: for a
+	// directory, the one whose children merge in (nil when the directory
+	// is opaque or new); for a file, the one that holds the data while the
+	// node is not copied up or only its metadata is. st.upper is true once
+	// the node exists in the upper dir; st.metacopy when the upper file
+	// holds metadata only.
+	st nodeState
 	// ptLower is set for good once a lower file was offered to the kernel
 	// as a passthrough backing file: the kernel keeps one backing file
 	// per inode, so later opens of the copied-up file must not ask for
@@ -84,17 +83,21 @@ type nodeState struct {
 	lower    *mnode
 	upper    bool
 	metacopy bool
+	// uino is the upper object's inode number, to notice when the path
+	// of a node no longer leads to its object (it was replaced by rename
+	// while the kernel still held the node).
+	uino uint64
 }
 
 func (n *node) state() nodeState {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return nodeState{n.lower, n.upper, n.metacopy}
+	return n.st
 }
 
 func (n *node) setState(s nodeState) {
 	n.mu.Lock()
-	n.lower, n.upper, n.metacopy = s.lower, s.upper, s.metacopy
+	n.st = s
 	n.mu.Unlock()
 }
 
@@ -156,6 +159,7 @@ func (l *layerFS) resolve(ds nodeState, updir, name string) (childInfo, syscall.
 				return ci, syscall.ENOENT
 			}
 			ci.st.upper = true
+			ci.st.uino = ci.ust.Ino
 			ci.mode = ci.ust.Mode & unix.S_IFMT
 			if ci.mode == unix.S_IFDIR {
 				switch {
@@ -192,10 +196,9 @@ func (l *layerFS) resolve(ds nodeState, updir, name string) (childInfo, syscall.
 				ci.ino = lc.ino
 				return ci, 0
 			}
-			if lc != nil && !lc.isDir() && lc.nlink == 1 && ci.ust.Nlink == 1 {
-				ci.ino = lc.ino // keeps its number through copy-up
-			} else {
-				ci.ino = upperIno(&ci.ust)
+			ci.ino = upperIno(&ci.ust)
+			if v, err := getXattr(p, xattrOrigin); err == nil && len(v) == 8 {
+				ci.ino = binary.BigEndian.Uint64(v) // copied up: keeps its number
 			}
 			return ci, 0
 		}
@@ -264,6 +267,9 @@ func (l *layerFS) attr(s nodeState, upath string, out *fuse.Attr) syscall.Errno 
 		if err := unix.Lstat(upath, &st); err != nil {
 			return fs.ToErrno(err)
 		}
+		if s.uino != 0 && st.Ino != s.uino {
+			return syscall.EIO // the path leads to another object now
+		}
 		out.FromStat(sysStat(&st))
 		return 0
 	}
@@ -285,14 +291,14 @@ func (l *layerFS) timeout(s nodeState) time.Duration {
 // the same number (a hard link, or a number the upper file system reused),
 // whose state is then brought up to date.
 func (n *node) newChild(ctx context.Context, ci childInfo) *fs.Inode {
-	ch := &node{fsys: n.fsys, lower: ci.st.lower, upper: ci.st.upper, metacopy: ci.st.metacopy}
+	ch := &node{fsys: n.fsys, st: ci.st}
 	in := n.NewInode(ctx, ch, fs.StableAttr{Mode: ci.mode, Ino: ci.ino})
 	if got, ok := in.Operations().(*node); ok && got != ch {
 		got.mu.Lock()
 		// An upper finding is the truth; a lower one must not undo a
 		// copy-up made through another path of a hard link.
-		if ci.st.upper || !got.upper {
-			got.lower, got.upper, got.metacopy = ci.st.lower, ci.st.upper, ci.st.metacopy
+		if ci.st.upper || !got.st.upper {
+			got.st = ci.st
 		}
 		got.mu.Unlock()
 	}
@@ -352,6 +358,10 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 	if errno := n.fsys.attr(s, up, &out.Attr); errno != 0 {
 		return errno
 	}
+	if out.Mode&unix.S_IFMT != n.StableAttr().Mode&unix.S_IFMT {
+		return syscall.EIO // the path leads to another object now
+	}
+
 	out.SetTimeout(n.fsys.timeout(s))
 	return 0
 }
@@ -551,6 +561,13 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		f, err := os.OpenFile(n.upperPath(), fl|syscall.O_NOFOLLOW, 0)
 		if err != nil {
 			return nil, 0, fs.ToErrno(err)
+		}
+		// The node's path may lead elsewhere by now (it was renamed
+		// over while the kernel held it): check the object we opened.
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || (s.uino != 0 && st.Ino != s.uino) {
+			f.Close()
+			return nil, 0, syscall.ENOENT
 		}
 		n.mu.Lock()
 		pt := !n.ptLower

@@ -592,7 +592,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 			if err := unix.Lremovexattr(p, xattrMetacopy); err != nil {
 				return fs.ToErrno(err)
 			}
-			n.setState(nodeState{upper: true})
+			n.setState(nodeState{upper: true, uino: s.uino})
 		}
 	}
 	mtime, mok := in.GetMTime()

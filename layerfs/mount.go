@@ -61,6 +61,7 @@ type Server struct {
 
 	server  *fuse.Server
 	fsys    *layerFS
+	dev     uint64 // the FUSE connection's device number
 	once    sync.Once
 	unmnErr error
 }
@@ -155,7 +156,13 @@ func Mount(ctx context.Context, dir string, opts MountOptions) (*Server, error) 
 		l.journal.Close()
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
-	return &Server{Dir: abs, server: server, fsys: l}, nil
+	var st unix.Stat_t
+	if err := unix.Stat(abs, &st); err != nil {
+		server.Unmount()
+		l.journal.Close()
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	return &Server{Dir: abs, server: server, fsys: l, dev: st.Dev}, nil
 }
 
 // checkUpper makes sure the upper and work dirs exist and can hold
@@ -231,8 +238,15 @@ func (m *Server) Unmount() error {
 	m.once.Do(func() {
 		err := m.server.Unmount()
 		if err != nil {
+			// Busy: detach it, and abort the connection so that open
+			// files get ENOTCONN instead of keeping this server alive.
 			if derr := unix.Unmount(m.Dir, unix.MNT_DETACH); derr != nil {
 				m.unmnErr = fmt.Errorf("unmount %s: %w", m.Dir, err)
+				return
+			}
+			if aerr := abortConnection(m.dev); aerr != nil {
+				m.unmnErr = fmt.Errorf("unmount %s: %w", m.Dir, aerr)
+				return
 			}
 		}
 		m.server.Wait()
@@ -241,4 +255,20 @@ func (m *Server) Unmount() error {
 		}
 	})
 	return m.unmnErr
+}
+
+// abortConnection aborts the FUSE connection with device number dev
+// through fusectl, mounting fusectl if nobody has.
+func abortConnection(dev uint64) error {
+	const ctl = "/sys/fs/fuse/connections"
+	p := filepath.Join(ctl, fmt.Sprint(dev), "abort")
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		if err := unix.Mount("fusectl", ctl, "fusectl", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount fusectl: %w", err)
+		}
+	}
+	if err := os.WriteFile(p, []byte("1"), 0); err != nil {
+		return fmt.Errorf("abort fuse connection: %w", err)
+	}
+	return nil
 }

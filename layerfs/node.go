@@ -43,6 +43,34 @@ type layerFS struct {
 	mu sync.RWMutex
 
 	root *node
+
+	genMu sync.Mutex
+	gens  map[uint64]uint64 // inode number -> generation, for retired inodes
+}
+
+// gen is the generation of inode number ino: 0 unless an inode with the
+// number was retired.
+func (l *layerFS) gen(ino uint64) uint64 {
+	l.genMu.Lock()
+	defer l.genMu.Unlock()
+	return l.gens[ino]
+}
+
+// retire makes the next lookup of n's name return a new Inode (same
+// number, next generation), and forgets n's place in the tree.
+func (l *layerFS) retire(n *node) {
+	ino := n.StableAttr().Ino
+	l.genMu.Lock()
+	if l.gens == nil {
+		l.gens = map[uint64]uint64{}
+	}
+	if l.gens[ino] <= n.StableAttr().Gen {
+		l.gens[ino] = n.StableAttr().Gen + 1
+	}
+	l.genMu.Unlock()
+	if name, parent := n.Parent(); parent != nil {
+		parent.RmChild(name)
+	}
 }
 
 func (l *layerFS) rootNode() (*fs.Inode, bool) {
@@ -292,7 +320,7 @@ func (l *layerFS) timeout(s nodeState) time.Duration {
 // whose state is then brought up to date.
 func (n *node) newChild(ctx context.Context, ci childInfo) *fs.Inode {
 	ch := &node{fsys: n.fsys, st: ci.st}
-	in := n.NewInode(ctx, ch, fs.StableAttr{Mode: ci.mode, Ino: ci.ino})
+	in := n.NewInode(ctx, ch, fs.StableAttr{Mode: ci.mode, Ino: ci.ino, Gen: n.fsys.gen(ci.ino)})
 	if got, ok := in.Operations().(*node); ok && got != ch {
 		got.mu.Lock()
 		// An upper finding is the truth; a lower one must not undo a
@@ -557,6 +585,17 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	}
 	s := n.state()
 	if s.upper && !s.metacopy {
+		n.mu.Lock()
+		stale := n.ptLower
+		n.mu.Unlock()
+		if stale {
+			// The kernel inode still has the lower file as its
+			// passthrough backing file, and every open of it would
+			// have to use it. Retire the inode: the next lookup makes
+			// a new one, and ESTALE makes open(2) look up again.
+			l.retire(n)
+			return nil, 0, syscall.ESTALE
+		}
 		fl := int(flags) &^ (syscall.O_CREAT | syscall.O_EXCL | syscall.O_NOCTTY)
 		f, err := os.OpenFile(n.upperPath(), fl|syscall.O_NOFOLLOW, 0)
 		if err != nil {

@@ -20,3 +20,7 @@ func dirSource(t *testing.T, l layertest.Layer) layerfs.Source {
 func TestDirSourceConformance(t *testing.T) {
 	layertest.Run(t, dirSource)
 }
+
+func TestMemSourceConformance(t *testing.T) {
+	layertest.Run(t, func(t *testing.T, l layertest.Layer) layerfs.Source { return layertest.NewMemSource(l) })
+}

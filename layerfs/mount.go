@@ -85,40 +85,10 @@ func Mount(ctx context.Context, dir string, opts MountOptions) (*Server, error) 
 	} else if busy {
 		return nil, fmt.Errorf("mount %s: %w", dir, ErrBusy)
 	}
-	t, err := mergedTree(ctx, opts.Lowers)
+	l, root, err := newFS(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
-	l := &layerFS{t: t, logger: opts.Logger, lowerTimeout: opts.LowerTimeout, upperTimeout: opts.UpperTimeout}
-	if l.lowerTimeout == 0 {
-		l.lowerTimeout = DefaultLowerTimeout
-	}
-	if l.upperTimeout == 0 {
-		l.upperTimeout = DefaultUpperTimeout
-	}
-	if opts.UpperDir != "" {
-		if l.upper, err = filepath.Abs(opts.UpperDir); err != nil {
-			return nil, fmt.Errorf("mount %s: %w", dir, err)
-		}
-		if l.work, err = filepath.Abs(opts.WorkDir); err != nil {
-			return nil, fmt.Errorf("mount %s: %w", dir, err)
-		}
-		if err := checkUpper(l.upper, l.work); err != nil {
-			return nil, fmt.Errorf("mount %s: %w", dir, err)
-		}
-		jp := opts.JournalPath
-		if jp == "" {
-			jp = filepath.Join(l.work, "fusebox.journal")
-		}
-		if l.journal, err = OpenJournal(jp); err != nil {
-			return nil, fmt.Errorf("mount %s: %w", dir, err)
-		}
-	}
-	root := &node{fsys: l, st: nodeState{lower: t.root, upper: l.upper != ""}}
-	if l.upper != "" {
-		root.st.uino = inoOf(l.upper)
-	}
-	l.root = root
 	name := opts.Name
 	if name == "" {
 		name = "fusebox"
@@ -271,4 +241,44 @@ func abortConnection(dev uint64) error {
 		return fmt.Errorf("abort fuse connection: %w", err)
 	}
 	return nil
+}
+
+// newFS builds the file system a mount serves: the merged view (cached),
+// the upper dir checked and the journal opened.
+func newFS(ctx context.Context, opts MountOptions) (*layerFS, *node, error) {
+	t, err := mergedTree(ctx, opts.Lowers)
+	if err != nil {
+		return nil, nil, err
+	}
+	l := &layerFS{t: t, logger: opts.Logger, lowerTimeout: opts.LowerTimeout, upperTimeout: opts.UpperTimeout}
+	if l.lowerTimeout == 0 {
+		l.lowerTimeout = DefaultLowerTimeout
+	}
+	if l.upperTimeout == 0 {
+		l.upperTimeout = DefaultUpperTimeout
+	}
+	if opts.UpperDir != "" {
+		if l.upper, err = filepath.Abs(opts.UpperDir); err != nil {
+			return nil, nil, err
+		}
+		if l.work, err = filepath.Abs(opts.WorkDir); err != nil {
+			return nil, nil, err
+		}
+		if err := checkUpper(l.upper, l.work); err != nil {
+			return nil, nil, err
+		}
+		jp := opts.JournalPath
+		if jp == "" {
+			jp = filepath.Join(l.work, "fusebox.journal")
+		}
+		if l.journal, err = OpenJournal(jp); err != nil {
+			return nil, nil, err
+		}
+	}
+	root := &node{fsys: l, st: nodeState{lower: t.root, upper: l.upper != ""}}
+	if l.upper != "" {
+		root.st.uino = inoOf(l.upper)
+	}
+	l.root = root
+	return l, root, nil
 }

@@ -165,6 +165,7 @@ func xattrPresent(p, name string) bool {
 
 // childInfo is what resolve finds for a name in a directory.
 type childInfo struct {
+	name  string
 	st    nodeState
 	ust   unix.Stat_t // upper stat when st.upper
 	ino   uint64
@@ -176,7 +177,7 @@ type childInfo struct {
 // updir. It reads the upper dir (one lstat, and xattrs for directories and
 // metacopy files) and probes the merged lower view once.
 func (l *layerFS) resolve(ds nodeState, updir, name string) (childInfo, syscall.Errno) {
-	var ci childInfo
+	ci := childInfo{name: name}
 	ld := ds.lowerDir()
 	lc := ld.child(name)
 	if ds.upper && l.upper != "" {
@@ -319,8 +320,15 @@ func (l *layerFS) timeout(s nodeState) time.Duration {
 // the same number (a hard link, or a number the upper file system reused),
 // whose state is then brought up to date.
 func (n *node) newChild(ctx context.Context, ci childInfo) *fs.Inode {
-	ch := &node{fsys: n.fsys, st: ci.st}
-	in := n.NewInode(ctx, ch, fs.StableAttr{Mode: ci.mode, Ino: ci.ino, Gen: n.fsys.gen(ci.ino)})
+	sa := fs.StableAttr{Mode: ci.mode, Ino: ci.ino, Gen: n.fsys.gen(ci.ino)}
+	var in *fs.Inode
+	var ch *node
+	if prev := n.GetChild(ci.name); prev != nil && prev.StableAttr() == sa {
+		in = prev // the usual case for a name the kernel knows: no allocation
+	} else {
+		ch = &node{fsys: n.fsys, st: ci.st}
+		in = n.NewInode(ctx, ch, sa)
+	}
 	if got, ok := in.Operations().(*node); ok && got != ch {
 		got.mu.Lock()
 		// An upper finding is the truth; a lower one must not undo a

@@ -227,7 +227,9 @@ func (l *layerFS) linkAliases(m *mnode, dst string) {
 		}
 		if err := unix.Link(dst, p); err != nil {
 			l.logf("layerfs: link copied-up %s to %s: %v", dst, p, err)
+			continue
 		}
+		l.journal.record(journalPath(a), ChangeModify)
 	}
 }
 

@@ -105,6 +105,8 @@ type node struct {
 	// per inode, so later opens of the copied-up file must not ask for
 	// passthrough while it may still be registered.
 	ptLower bool
+	// tmp is the upper file of an O_TMPFILE node until it is linked.
+	tmp *os.File
 }
 
 type nodeState struct {

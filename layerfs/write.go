@@ -220,14 +220,26 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if !ok {
 		return nil, syscall.EXDEV
 	}
-	if errno := tn.copyUp(ctx, true); errno != 0 {
-		return nil, errno
+	tn.mu.Lock()
+	tmp := tn.tmp
+	tn.tmp = nil
+	tn.mu.Unlock()
+	if tmp == nil {
+		if errno := tn.copyUp(ctx, true); errno != 0 {
+			return nil, errno
+		}
 	}
 	p, _, errno := n.prepareCreate(ctx, name)
 	if errno != 0 {
 		return nil, errno
 	}
-	if err := unix.Link(tn.upperPath(), p); err != nil {
+	if tmp != nil { // an O_TMPFILE file gets its first name
+		err := unix.Linkat(int(tmp.Fd()), "", unix.AT_FDCWD, p, unix.AT_EMPTY_PATH)
+		tmp.Close()
+		if err != nil {
+			return nil, fs.ToErrno(err)
+		}
+	} else if err := unix.Link(tn.upperPath(), p); err != nil {
 		return nil, fs.ToErrno(err)
 	}
 	var st unix.Stat_t
@@ -651,4 +663,52 @@ func (n *node) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall
 		return h.Fsync(ctx, flags)
 	}
 	return 0
+}
+
+var _ = (fs.NodeTmpfiler)((*node)(nil))
+
+// Tmpfile makes an unnamed file in the upper directory (O_TMPFILE). The
+// node keeps a descriptor of it, so a later link(2) gives it a name.
+func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	l := n.fsys
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if errno := n.writableDir(ctx); errno != 0 {
+		return nil, nil, 0, errno
+	}
+	fd, err := unix.Open(n.upperPath(), int(flags&^(syscall.O_APPEND|syscall.O_CREAT))|unix.O_TMPFILE, mode&07777)
+	if err != nil {
+		return nil, nil, 0, fs.ToErrno(err)
+	}
+	f := os.NewFile(uintptr(fd), "tmpfile")
+	if caller, ok := fuse.FromContext(ctx); ok {
+		unix.Fchown(fd, int(caller.Uid), int(caller.Gid))
+	}
+	unix.Fchmod(fd, mode&07777)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		f.Close()
+		return nil, nil, 0, fs.ToErrno(err)
+	}
+	keep, err := unix.Dup(fd)
+	if err != nil {
+		f.Close()
+		return nil, nil, 0, fs.ToErrno(err)
+	}
+	ch := &node{fsys: l, st: nodeState{upper: true, uino: st.Ino}, tmp: os.NewFile(uintptr(keep), "tmpfile")}
+	in := n.NewInode(ctx, ch, fs.StableAttr{Mode: unix.S_IFREG, Ino: upperIno(&st)})
+	out.Attr.FromStat(sysStat(&st))
+	return in, newHandle(f, true, true), 0, 0
+}
+
+var _ = (fs.NodeOnForgetter)((*node)(nil))
+
+// OnForget closes the descriptor an unnamed O_TMPFILE file kept.
+func (n *node) OnForget() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.tmp != nil {
+		n.tmp.Close()
+		n.tmp = nil
+	}
 }

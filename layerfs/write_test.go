@@ -355,3 +355,45 @@ func isMounted(t *testing.T, dir string) bool {
 }
 
 var _ = cas.TypeRegular
+
+func TestTmpfile(t *testing.T) {
+	m := mountRW(t, layertest.Layer{dirE("d", 0755)})
+	fd, err := unix.Open(m.p("d"), unix.O_TMPFILE|unix.O_RDWR, 0640)
+	must(t, err)
+	defer unix.Close(fd)
+	_, err = unix.Write(fd, []byte("anon"))
+	must(t, err)
+	ents, _ := os.ReadDir(m.p("d"))
+	if len(ents) != 0 {
+		t.Errorf("tmpfile visible before link: %v", ents)
+	}
+	must(t, unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), unix.AT_FDCWD, m.p("d/named"), unix.AT_SYMLINK_FOLLOW))
+	b, err := os.ReadFile(m.p("d/named"))
+	if err != nil || string(b) != "anon" {
+		t.Errorf("linked tmpfile: %q, %v", b, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(m.upper, "d/named")); string(b) != "anon" {
+		t.Errorf("upper file: %q", b)
+	}
+}
+
+// TestHardlinkSurvivesCopyUp: writing through one name of a lower hard
+// link shows through the other, and the upper dir holds one linked file.
+func TestHardlinkSurvivesCopyUp(t *testing.T) {
+	m := mountRW(t, layertest.Layer{
+		reg("a", 0644, "old"), dirE("sub", 0755),
+		{Path: "sub/b", Type: cas.TypeHardlink, Linkname: "a"},
+	})
+	must(t, os.WriteFile(m.p("a"), []byte("new"), 0644))
+	for _, p := range []string{"a", "sub/b"} {
+		if b, _ := os.ReadFile(m.p(p)); string(b) != "new" {
+			t.Errorf("%s after write through a: %q", p, b)
+		}
+	}
+	var sa, sb unix.Stat_t
+	must(t, unix.Lstat(filepath.Join(m.upper, "a"), &sa))
+	must(t, unix.Lstat(filepath.Join(m.upper, "sub/b"), &sb))
+	if sa.Ino != sb.Ino || sa.Nlink != 2 {
+		t.Errorf("upper a and sub/b: ino %d/%d nlink %d, want one file with 2 links", sa.Ino, sb.Ino, sa.Nlink)
+	}
+}

@@ -83,6 +83,10 @@ func OpenJournal(file string) (*Journal, error) {
 				return nil, fmt.Errorf("journal %s line %d: %w", file, line, ErrBadJournal)
 			}
 		}
+		if text[0] == 'U' {
+			j.dropUnder(p)
+			continue
+		}
 		var k ChangeKind
 		switch text[0] {
 		case 'A':
@@ -118,15 +122,43 @@ func (j *Journal) record(p string, k ChangeKind) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.apply(p, k)
+	j.write(k.String(), p)
+}
+
+func (j *Journal) write(kind, p string) {
 	q := p
 	if strings.ContainsAny(p, "\n\"\\") || strings.TrimSpace(p) != p {
 		q = strconv.Quote(p)
 	}
-	if _, err := fmt.Fprintf(j.w, "%s %s\n", k, q); err != nil && j.err == nil {
+	if _, err := fmt.Fprintf(j.w, "%s %s\n", kind, q); err != nil && j.err == nil {
 		j.err = err
 	}
 	if err := j.w.Flush(); err != nil && j.err == nil {
 		j.err = err
+	}
+}
+
+// movedDir forgets what was recorded under a directory that was renamed
+// away ("U /path" in the file): the directory's new path, recorded as
+// added, stands for the whole subtree. It costs one pass over the journal,
+// and only directory renames pay it.
+func (j *Journal) movedDir(p string) {
+	if j == nil {
+		return
+	}
+	p = path.Clean(p)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.dropUnder(p)
+	j.write("U", p)
+}
+
+func (j *Journal) dropUnder(p string) {
+	prefix := p + "/"
+	for k := range j.m {
+		if strings.HasPrefix(k, prefix) {
+			delete(j.m, k)
+		}
 	}
 }
 

@@ -437,7 +437,10 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		if errno := dst.markMoved(oldPath, srcHides); errno != 0 {
 			return errno
 		}
-		for _, p := range []string{filepath.Join(n.relPath(), name), filepath.Join(np.relPath(), newName)} {
+		for i, p := range []string{filepath.Join(n.relPath(), name), filepath.Join(np.relPath(), newName)} {
+			if (i == 0 && src.IsDir()) || (i == 1 && dst.IsDir()) {
+				l.journal.movedDir(journalPath(p))
+			}
 			l.journal.record(journalPath(p), ChangeDelete)
 			l.journal.record(journalPath(p), ChangeAdd)
 		}
@@ -489,6 +492,10 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		if errno := l.makeWhiteout(oldPath); errno != 0 {
 			return errno
 		}
+	}
+	if sci.mode == unix.S_IFDIR {
+		l.journal.movedDir(journalPath(filepath.Join(n.relPath(), name)))
+		l.journal.movedDir(journalPath(filepath.Join(np.relPath(), newName)))
 	}
 	l.journal.record(journalPath(filepath.Join(n.relPath(), name)), ChangeDelete)
 	l.journal.record(journalPath(filepath.Join(np.relPath(), newName)), ChangeAdd)

@@ -70,9 +70,14 @@ func TestJournal(t *testing.T) {
 	must(t, os.WriteFile(m.p("x"), []byte("x"), 0644))
 	must(t, os.Remove(m.p("x")))
 	must(t, os.Rename(m.p("usr/bin/ls"), m.p("usr/bin/ls2")))
+	must(t, os.MkdirAll(m.p("opt/a/b"), 0755))
+	must(t, os.WriteFile(m.p("opt/a/b/f"), nil, 0644))
+	must(t, os.Rename(m.p("opt/a"), m.p("opt/z")))
 	want := `C /etc
 D /etc/hosts
 C /etc/passwd
+A /opt
+A /opt/z
 A /tmp
 A /tmp/new
 C /usr

@@ -55,8 +55,8 @@ func (l *layerFS) makeWhiteout(p string) syscall.Errno {
 // directory's).
 func setOwner(ctx context.Context, p, dir string) syscall.Errno {
 	caller, ok := fuse.FromContext(ctx)
-	if !ok {
-		return 0
+	if !ok || (int(caller.Uid) == euid && int(caller.Gid) == egid) {
+		return 0 // made by this process's ids already, setgid applied
 	}
 	gid := int(caller.Gid)
 	var st unix.Stat_t
@@ -65,6 +65,18 @@ func setOwner(ctx context.Context, p, dir string) syscall.Errno {
 	}
 	return fs.ToErrno(unix.Lchown(p, int(caller.Uid), gid))
 }
+
+var (
+	euid, egid = os.Geteuid(), os.Getegid()
+	// processUmask is this process's umask, read once at start: open(2)
+	// and mkdir(2) in the upper dir apply it to modes the kernel already
+	// masked with the caller's, so a mode it changes is set again.
+	processUmask = func() uint32 {
+		m := unix.Umask(0)
+		unix.Umask(m)
+		return uint32(m)
+	}()
+)
 
 // made finishes a create-like operation: owner, journal, and the Inode.
 func (n *node) made(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -88,10 +100,14 @@ func (n *node) prepareCreate(ctx context.Context, name string) (string, bool, sy
 		return "", false, errno
 	}
 	p := n.childUpperPath(name)
-	if _, errno := removeWhiteout(p); errno != 0 {
-		return "", false, errno
+	// A whiteout hides a lower name; there is none for other names.
+	hides := n.state().lowerDir().child(name) != nil
+	if hides {
+		if _, errno := removeWhiteout(p); errno != 0 {
+			return "", false, errno
+		}
 	}
-	return p, n.state().lowerDir().child(name) != nil, 0
+	return p, hides, 0
 }
 
 var _ = (fs.NodeCreater)((*node)(nil))
@@ -112,15 +128,26 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		f.Close()
 		return nil, nil, 0, errno
 	}
-	if err := unix.Fchmod(int(f.Fd()), mode&07777); err != nil {
+	if mode&processUmask != 0 {
+		if err := unix.Fchmod(int(f.Fd()), mode&07777); err != nil {
+			f.Close()
+			return nil, nil, 0, fs.ToErrno(err)
+		}
+	}
+	// A new file: no metacopy, no origin; its stat is all resolve
+	// would find.
+	ci := childInfo{name: name, mode: unix.S_IFREG}
+	if err := unix.Fstat(int(f.Fd()), &ci.ust); err != nil {
 		f.Close()
 		return nil, nil, 0, fs.ToErrno(err)
 	}
-	in, errno := n.made(ctx, name, out)
-	if errno != 0 {
-		f.Close()
-		return nil, nil, 0, errno
-	}
+	ci.st = nodeState{upper: true, uino: ci.ust.Ino}
+	ci.ino = upperIno(&ci.ust)
+	out.Attr.FromStat(sysStat(&ci.ust))
+	out.SetEntryTimeout(l.upperTimeout)
+	out.SetAttrTimeout(l.upperTimeout)
+	l.journal.record(journalPath(filepath.Join(n.relPath(), name)), ChangeAdd)
+	in := n.newChild(ctx, ci)
 	pt := true
 	if cn, ok := in.Operations().(*node); ok {
 		cn.mu.Lock()

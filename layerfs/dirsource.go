@@ -38,7 +38,10 @@ const (
 // format: 0/0 character devices are whiteouts, a directory with
 // trusted.overlay.opaque or user.overlay.opaque set to "y" is opaque, and
 // the tar-style names ".wh.NAME" and ".wh..wh..opq" are accepted too.
-// Hard links inside the directory become cas.TypeHardlink entries.
+// Hard links inside the directory become cas.TypeHardlink entries. A
+// directory that holds overlayfs redirects or metacopy files (an upper dir
+// written with redirect_dir or metacopy) is refused with ErrBadLayer:
+// layerfs does not follow them in lower layers.
 type DirSource struct {
 	root string
 	id   string
@@ -199,6 +202,11 @@ func readXattrs(p string) (map[string][]byte, bool, error) {
 		if isOverlayXattr(name) {
 			if (name == xattrOpaque || name == userOpaque) && bytes.Equal(val, []byte("y")) {
 				opaque = true
+			}
+			if strings.HasSuffix(name, ".overlay.redirect") || strings.HasSuffix(name, ".overlay.metacopy") {
+				// Serving it as a plain file or directory would show
+				// wrong bytes or lose entries.
+				return nil, false, fmt.Errorf("%s: %w: %s in a lower layer is not supported", p, ErrBadLayer, name)
 			}
 			continue
 		}

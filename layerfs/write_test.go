@@ -402,3 +402,48 @@ func TestHardlinkSurvivesCopyUp(t *testing.T) {
 		t.Errorf("upper a and sub/b: ino %d/%d nlink %d, want one file with 2 links", sa.Ino, sb.Ino, sa.Nlink)
 	}
 }
+
+// TestLocks: flock and OFD (POSIX) locks conflict between two open files
+// of one file, lower or upper; the kernel keeps them for the mount.
+func TestLocks(t *testing.T) {
+	m := mountRW(t, layertest.Layer{reg("lower", 0644, "l")})
+	must(t, os.WriteFile(m.p("upper"), []byte("u"), 0644))
+	for _, name := range []string{"lower", "upper"} {
+		f1, err := os.OpenFile(m.p(name), os.O_RDWR, 0)
+		must(t, err)
+		f2, err := os.OpenFile(m.p(name), os.O_RDWR, 0)
+		must(t, err)
+		must(t, unix.Flock(int(f1.Fd()), unix.LOCK_EX|unix.LOCK_NB))
+		if err := unix.Flock(int(f2.Fd()), unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+			t.Errorf("%s: second flock: %v, want EWOULDBLOCK", name, err)
+		}
+		must(t, unix.Flock(int(f1.Fd()), unix.LOCK_UN))
+		lk := unix.Flock_t{Type: unix.F_WRLCK}
+		must(t, unix.FcntlFlock(f1.Fd(), unix.F_OFD_SETLK, &lk))
+		if err := unix.FcntlFlock(f2.Fd(), unix.F_OFD_SETLK, &lk); !errors.Is(err, unix.EAGAIN) {
+			t.Errorf("%s: second OFD lock: %v, want EAGAIN", name, err)
+		}
+		f1.Close()
+		f2.Close()
+	}
+}
+
+func TestFsyncFallocateStatfs(t *testing.T) {
+	m := mountRW(t, layertest.Layer{reg("f", 0644, "data")})
+	f, err := os.OpenFile(m.p("f"), os.O_RDWR, 0)
+	must(t, err)
+	defer f.Close()
+	must(t, unix.Fallocate(int(f.Fd()), 0, 0, 1<<20))
+	must(t, f.Sync())
+	fi, err := f.Stat()
+	must(t, err)
+	if fi.Size() != 1<<20 {
+		t.Errorf("size after fallocate: %d", fi.Size())
+	}
+	var sfs, ufs unix.Statfs_t
+	must(t, unix.Statfs(m.mnt, &sfs))
+	must(t, unix.Statfs(m.upper, &ufs))
+	if sfs.Blocks != ufs.Blocks || sfs.Bsize != ufs.Bsize {
+		t.Errorf("statfs of the mount %d×%d, of the upper fs %d×%d", sfs.Blocks, sfs.Bsize, ufs.Blocks, ufs.Bsize)
+	}
+}

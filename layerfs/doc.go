@@ -89,7 +89,8 @@
 // path deleted then made again is changed). The journal is an append-only
 // text file, WorkDir/fusebox.journal by default, one "A /path" line per
 // change, replayed by OpenJournal, so it survives a restart of the serving
-// process. Journal.Changes lists the changes in O(changes). An added
+// process; OpenJournal rewrites it as one line per change when it is
+// mostly history. Journal.Changes lists the changes in O(changes). An added
 // directory (made, or renamed into place) stands for its whole subtree.
 //
 // # Deadlocks to avoid

@@ -105,8 +105,49 @@ func OpenJournal(file string) (*Journal, error) {
 		f.Close()
 		return nil, fmt.Errorf("read journal: %w", err)
 	}
-	j.w = bufio.NewWriter(f)
+	if line > 2*len(j.m)+1024 {
+		// Mostly history (files made and removed again): rewrite it
+		// as one line per change, atomically.
+		if err := j.compact(file); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	j.w = bufio.NewWriter(j.f)
 	return j, nil
+}
+
+// compact replaces the journal file with one line per recorded change.
+func (j *Journal) compact(file string) error {
+	tmp := file + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0600)
+	if err != nil {
+		return fmt.Errorf("compact journal: %w", err)
+	}
+	paths := make([]string, 0, len(j.m))
+	for p := range j.m {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths) // parents before children, as they were recorded
+	j.w = bufio.NewWriter(f)
+	for _, p := range paths {
+		j.write(j.m[p].String(), p)
+	}
+	err = j.err
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = os.Rename(tmp, file)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("compact journal: %w", err)
+	}
+	j.f.Close()
+	j.f = f
+	return nil
 }
 
 // record notes a change of p (absolute, cleaned). A nil journal records

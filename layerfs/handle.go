@@ -18,9 +18,7 @@ type fileFder interface {
 // handle is an open file of the upper dir or a lower layer. It forwards to
 // go-fuse's LoopbackFile but leaves out Getattr and Statx, which the node
 // answers so that inode numbers and lower metadata stay the merged view's,
-// and Flush: the kernel keeps the locks, so a close needs nothing from the
-// upper file, and after the first ENOSYS the kernel stops sending FLUSH,
-// which saves a round trip per close.
+// and Flush (see node.Flush).
 type handle struct {
 	f     *os.File
 	lf    *fs.LoopbackFile

@@ -47,6 +47,7 @@ require (
 	github.com/creack/pty v1.1.24
 	github.com/cyphar/filepath-securejoin v0.7.0
 	github.com/godbus/dbus/v5 v5.2.2 // indirect
+	github.com/hanwen/go-fuse/v2 v2.12.1
 	github.com/mattn/go-runewidth v0.0.30 // indirect
 	github.com/moby/sys/capability v0.5.0 // indirect
 	github.com/moby/sys/devices v0.1.0

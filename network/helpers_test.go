@@ -141,3 +141,12 @@ func linksIn(t *testing.T, ns string) []string {
 	}
 	return names
 }
+
+func mustPrefix(t *testing.T, s string) netip.Prefix {
+	t.Helper()
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -415,25 +415,7 @@ func (m *Manager) attach(ctx context.Context, sb *Sandbox, n Network, ifName str
 	if err != nil {
 		return Attachment{}, err
 	}
-	caps := map[string]any{}
-	if len(ports) > 0 {
-		pm := make([]map[string]any, 0, len(ports))
-		for _, p := range ports {
-			e := map[string]any{"hostPort": int(p.HostPort), "containerPort": int(p.ContainerPort), "protocol": p.Proto}
-			if p.HostIP != "" {
-				e["hostIP"] = p.HostIP
-			}
-			pm = append(pm, e)
-		}
-		caps["portMappings"] = pm
-	}
-	if ep.MAC != "" {
-		caps["mac"] = ep.MAC
-	}
-	if ep.IP != "" {
-		bits := n.Subnet.Bits()
-		caps["ips"] = []string{ep.IP + "/" + strconv.Itoa(bits)}
-	}
+	caps := capabilityArgs(n, ep, ports)
 	rt := m.runtimeConf(sb, ifName, caps)
 	res, err := m.cni.AddNetworkList(ctx, list, rt)
 	if err != nil {
@@ -470,14 +452,40 @@ func (m *Manager) attach(ctx context.Context, sb *Sandbox, n Network, ifName str
 	return att, nil
 }
 
-// detach runs CNI DEL for one attachment; the cached result and config that
-// libcni saved at ADD tell the plugins what to remove.
+// capabilityArgs are the runtimeConfig values the plugins declared
+// capabilities for: portMappings (portmap), mac (bridge), ips (host-local).
+func capabilityArgs(n Network, ep EndpointOptions, ports []PortBinding) map[string]any {
+	caps := map[string]any{}
+	if len(ports) > 0 {
+		pm := make([]map[string]any, 0, len(ports))
+		for _, p := range ports {
+			e := map[string]any{"hostPort": int(p.HostPort), "containerPort": int(p.ContainerPort), "protocol": p.Proto}
+			if p.HostIP != "" {
+				e["hostIP"] = p.HostIP
+			}
+			pm = append(pm, e)
+		}
+		caps["portMappings"] = pm
+	}
+	if ep.MAC != "" {
+		caps["mac"] = ep.MAC
+	}
+	if ep.IP != "" {
+		caps["ips"] = []string{ep.IP + "/" + strconv.Itoa(n.Subnet.Bits())}
+	}
+	return caps
+}
+
+// detach runs CNI DEL for one attachment with the config list and runtime
+// capability args that libcni cached at ADD. The args matter: portmap's DEL
+// does nothing unless it is given the port mappings again.
 func (m *Manager) detach(ctx context.Context, sb *Sandbox, a Attachment, ports []PortBinding) error {
 	rt := m.runtimeConf(sb, a.IfName, nil)
-	list, err := m.cachedList(sb.ID, a.Network, a.IfName)
+	list, caps, err := m.cachedList(sb.ID, a.Network, a.IfName)
 	if err != nil {
 		return err
 	}
+	rt.CapabilityArgs = caps
 	if list == nil {
 		n, err := m.lookupNetwork(ctx, a.Network)
 		if err != nil {
@@ -486,13 +494,7 @@ func (m *Manager) detach(ctx context.Context, sb *Sandbox, a Attachment, ports [
 		if list, err = m.confList(n); err != nil {
 			return err
 		}
-		if len(ports) > 0 {
-			pm := make([]map[string]any, 0, len(ports))
-			for _, p := range ports {
-				pm = append(pm, map[string]any{"hostPort": int(p.HostPort), "containerPort": int(p.ContainerPort), "protocol": p.Proto, "hostIP": p.HostIP})
-			}
-			rt.CapabilityArgs = map[string]any{"portMappings": pm}
-		}
+		rt.CapabilityArgs = capabilityArgs(n, EndpointOptions{}, ports)
 	}
 	if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
 		return fmt.Errorf("detach %s from %s: %w", sb.ID, a.Network, err)
@@ -500,19 +502,20 @@ func (m *Manager) detach(ctx context.Context, sb *Sandbox, a Attachment, ports [
 	return nil
 }
 
-// cachedList returns the config list libcni cached when the attachment was
-// added (with its runtime capability args), or nil when there is none.
-func (m *Manager) cachedList(id, network, ifName string) (*libcni.NetworkConfigList, error) {
+// cachedList returns the config list and capability args libcni cached when
+// the attachment was added, or a nil list when there is none.
+func (m *Manager) cachedList(id, network, ifName string) (*libcni.NetworkConfigList, map[string]any, error) {
 	atts, err := m.cni.GetCachedAttachments(id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, a := range atts {
 		if a.Network == network && a.IfName == ifName {
-			return libcni.NetworkConfFromBytes(a.Config)
+			l, err := libcni.NetworkConfFromBytes(a.Config)
+			return l, a.CapabilityArgs, err
 		}
 	}
-	return nil, nil
+	return nil, nil, nil
 }
 
 // Teardown removes everything Setup and Connect made for a container: CNI

@@ -147,6 +147,11 @@ func TestCleanupAfterCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// dead3's namespace is lost too (as after a crash that emptied /run):
+	// the bridge plugin cannot find its masquerade rules by address then.
+	if err := removeNetns(filepath.Join(cfg.NetnsDir, "dead3")); err != nil {
+		t.Fatal(err)
+	}
 	cfg.Store = m.store
 	m2, err := New(ctx, cfg)
 	if err != nil {

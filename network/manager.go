@@ -496,8 +496,17 @@ func (m *Manager) detach(ctx context.Context, sb *Sandbox, a Attachment, ports [
 		}
 		rt.CapabilityArgs = capabilityArgs(n, EndpointOptions{}, ports)
 	}
+	lost := !netnsExists(rt.NetNS)
+	if lost {
+		// Plugins told of a namespace that is no longer one fail; with none
+		// they free the address and rules they can find without it.
+		rt.NetNS = ""
+	}
 	if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
 		return fmt.Errorf("detach %s from %s: %w", sb.ID, a.Network, err)
+	}
+	if lost {
+		return removeMasqRules(a.Network, sb.ID)
 	}
 	return nil
 }
@@ -547,7 +556,11 @@ func (m *Manager) teardownLocked(ctx context.Context, sb *Sandbox) error {
 		}
 	}
 	if sb.OwnNetns {
-		if err := m.cni.DelNetworkList(ctx, loopbackList(), m.runtimeConf(sb, "lo", nil)); err != nil {
+		rt := m.runtimeConf(sb, "lo", nil)
+		if !netnsExists(rt.NetNS) {
+			rt.NetNS = ""
+		}
+		if err := m.cni.DelNetworkList(ctx, loopbackList(), rt); err != nil {
 			errs = append(errs, fmt.Errorf("teardown %s: loopback: %w", sb.ID, err))
 		}
 		if err := removeNetns(sb.NetnsPath); err != nil {
@@ -580,8 +593,18 @@ func (m *Manager) removeLeftovers(ctx context.Context, id string) error {
 			continue
 		}
 		rt := &libcni.RuntimeConf{ContainerID: a.ContainerID, NetNS: a.NetNS, IfName: a.IfName, Args: a.CniArgs, CapabilityArgs: a.CapabilityArgs}
+		lost := !netnsExists(rt.NetNS)
+		if lost {
+			rt.NetNS = ""
+		}
 		if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
 			errs = append(errs, fmt.Errorf("remove leftover %s on %s: %w", id, a.Network, err))
+			continue
+		}
+		if lost && a.Network != loopbackNet {
+			if err := removeMasqRules(a.Network, id); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if err := removeNetns(filepath.Join(m.netnsDir, id)); err != nil {

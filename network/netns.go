@@ -110,3 +110,16 @@ func removeNetns(path string) error {
 	}
 	return nil
 }
+
+// netnsExists reports whether path is a pinned network namespace (an nsfs
+// mount), not merely a leftover empty file.
+func netnsExists(path string) bool {
+	if path == "" {
+		return false
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.NSFS_MAGIC
+}

@@ -361,3 +361,33 @@ func rangeString(a, b int) string {
 	}
 	return strconv.Itoa(a) + "-" + strconv.Itoa(b)
 }
+
+// APIBinding is one host side of a published port in the Engine API's
+// NetworkSettings.Ports and HostConfig.PortBindings.
+type APIBinding struct {
+	HostIP   string `json:"HostIp"`
+	HostPort string `json:"HostPort"`
+}
+
+// APIPorts is NetworkSettings.Ports of `inspect` (what `docker port`
+// reads): "80/tcp" → its host bindings, with exposed but unpublished ports
+// mapped to nil (JSON null), as Docker answers.
+func APIPorts(bindings []PortBinding, exposed []ExposedPort) map[string][]APIBinding {
+	out := map[string][]APIBinding{}
+	for _, e := range exposed {
+		out[e.String()] = nil
+	}
+	bs := append([]PortBinding(nil), bindings...)
+	sortBindings(bs)
+	for _, b := range bs {
+		if b.HostPort == 0 {
+			continue
+		}
+		ip := b.HostIP
+		if ip == "" {
+			ip = "0.0.0.0"
+		}
+		out[b.Private()] = append(out[b.Private()], APIBinding{HostIP: ip, HostPort: strconv.Itoa(int(b.HostPort))})
+	}
+	return out
+}

@@ -124,3 +124,16 @@ func TestPortLinesAndColumn(t *testing.T) {
 		}
 	}
 }
+
+func TestAPIPorts(t *testing.T) {
+	got := APIPorts([]PortBinding{{HostPort: 5000, ContainerPort: 5000, Proto: "tcp"}, {HostIP: "127.0.0.1", HostPort: 53, ContainerPort: 53, Proto: "udp"}},
+		[]ExposedPort{{5000, "tcp"}, {443, "tcp"}})
+	want := map[string][]APIBinding{
+		"5000/tcp": {{HostIP: "0.0.0.0", HostPort: "5000"}},
+		"53/udp":   {{HostIP: "127.0.0.1", HostPort: "53"}},
+		"443/tcp":  nil,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("APIPorts = %#v, want %#v", got, want)
+	}
+}

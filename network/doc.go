@@ -69,6 +69,13 @@
 // give the first address only. As in Docker, the default bridge resolves
 // only --link names.
 //
+// Networks are isolated from each other as in Docker: rules in the firewall
+// plugin's CNI-ADMIN chain (which its CNI-FORWARD consults before accepting
+// anything) drop traffic that the host would route from one fusebox bridge
+// to another, and everything leaving an --internal network. They are added
+// when a network is created (and again by New, after a reboot) and removed
+// with it.
+//
 // resolv.conf follows Docker: the host's file, minus nameservers on
 // localhost (unreachable from a container's own netns), Docker's public
 // defaults when none remain, and --dns, --dns-search, --dns-option

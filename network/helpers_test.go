@@ -67,6 +67,9 @@ func newTestManager(t *testing.T) (*Manager, Config) {
 		}
 		nets, _ := m.Networks(ctx)
 		for _, n := range nets {
+			if err := removeIsolation(n, cfg.DefaultBridge); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
 			deleteLink(n.Bridge)
 		}
 		unix.Unmount(cfg.NetnsDir, unix.MNT_DETACH)

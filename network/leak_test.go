@@ -217,6 +217,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 		{"container port 0", Request{Ports: []PortBinding{{ContainerPort: 0, Proto: "tcp"}}}, ErrInvalidPort, "invalid containerPort"},
 		{"bad mac", Request{MAC: "02:42:zz:00:00:01"}, ErrInvalidAddress, "invalid MAC address: 02:42:zz:00:00:01"},
 		{"ip on default bridge", Request{IP: "10.214.0.9"}, ErrConflict, "user specified IP address is supported on user defined networks only"},
+		{"alias on default bridge", Request{Aliases: []string{"x"}}, ErrConflict, "network-scoped alias is supported only for containers in user defined networks"},
 		{"unknown network", Request{Mode: Mode{Kind: KindBridge, Network: "nosuchnet"}}, ErrNetworkNotFound, "network nosuchnet not found"},
 		{"id taken", Request{ID: "holder"}, ErrSandboxExists, "sandbox already exists"},
 	}

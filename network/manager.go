@@ -75,6 +75,7 @@ type Config struct {
 // same host port.
 type Manager struct {
 	root, netnsDir string
+	defaultBridge  string
 	store          Store
 	cni            *libcni.CNIConfig
 
@@ -172,8 +173,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		cfg.Store = fs
 	}
 	m := &Manager{
-		root:      cfg.Root,
-		netnsDir:  cfg.NetnsDir,
+		root:          cfg.Root,
+		netnsDir:      cfg.NetnsDir,
+		defaultBridge: cfg.DefaultBridge,
 		store:     cfg.Store,
 		cni:       libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, filepath.Join(cfg.Root, "cache"), nil),
 		sandboxes: map[string]*Sandbox{},
@@ -183,6 +185,16 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	if err := m.loadSandboxes(); err != nil {
 		return nil, err
+	}
+	nets, err := m.store.Networks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nets {
+		// Rules are gone after a reboot; records are not.
+		if err := ensureIsolation(n, m.defaultBridge); err != nil {
+			return nil, fmt.Errorf("network: %w", err)
+		}
 	}
 	return m, nil
 }
@@ -393,6 +405,9 @@ func checkEndpoint(n Network, ep EndpointOptions) error {
 		if hw, err := net.ParseMAC(ep.MAC); err != nil || len(hw) != 6 {
 			return fmt.Errorf("invalid MAC address: %s: %w", ep.MAC, ErrInvalidAddress)
 		}
+	}
+	if len(ep.Aliases) > 0 && n.Name == DefaultNetwork {
+		return fmt.Errorf("network-scoped alias is supported only for containers in user defined networks: %w", ErrConflict)
 	}
 	if ep.IP != "" {
 		ip, err := netip.ParseAddr(ep.IP)

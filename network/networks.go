@@ -184,7 +184,7 @@ func (m *Manager) CreateNetwork(ctx context.Context, opts CreateOptions) (Networ
 	}
 	n := Network{ID: newID(), Name: opts.Name, Driver: "bridge", Internal: opts.Internal,
 		Labels: opts.Labels, Options: opts.Options, Created: time.Now().UTC()}
-	n.Bridge = "fb-" + n.ID[:12]
+	n.Bridge = userBridgePrefix + n.ID[:12]
 	hostNets := hostPrefixes()
 	if opts.Subnet.IsValid() {
 		if !opts.Subnet.Addr().Is4() || opts.Subnet.Bits() > 30 {
@@ -210,7 +210,12 @@ func (m *Manager) CreateNetwork(ctx context.Context, opts CreateOptions) (Networ
 		}
 		n.Gateway = opts.Gateway
 	}
+	if err := ensureIsolation(n, m.defaultBridge); err != nil {
+		removeIsolation(n, m.defaultBridge)
+		return Network{}, err
+	}
 	if err := m.store.PutNetwork(ctx, n); err != nil {
+		removeIsolation(n, m.defaultBridge)
 		return Network{}, err
 	}
 	return n, nil
@@ -304,6 +309,9 @@ func (m *Manager) RemoveNetwork(ctx context.Context, ref string) error {
 		if _, ok := sb.attachment(n.Name); ok {
 			return fmt.Errorf("error while removing network: network %s id %s has active endpoints: %w", n.Name, n.ID, ErrNetworkInUse)
 		}
+	}
+	if err := removeIsolation(n, m.defaultBridge); err != nil {
+		return err
 	}
 	if err := deleteLink(n.Bridge); err != nil {
 		return fmt.Errorf("remove network %s: %w", n.Name, err)

@@ -176,9 +176,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		root:          cfg.Root,
 		netnsDir:      cfg.NetnsDir,
 		defaultBridge: cfg.DefaultBridge,
-		store:     cfg.Store,
-		cni:       libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, filepath.Join(cfg.Root, "cache"), nil),
-		sandboxes: map[string]*Sandbox{},
+		store:         cfg.Store,
+		cni:           libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, filepath.Join(cfg.Root, "cache"), nil),
+		sandboxes:     map[string]*Sandbox{},
 	}
 	if err := m.ensurePredefined(ctx, cfg); err != nil {
 		return nil, err

@@ -61,6 +61,8 @@ func ParseExtraHost(s string) (HostEntry, error) {
 // networks by name and alias, and the container's own address and
 // hostname. After a container joins or leaves a user network, rewrite the
 // hosts files of Neighbours(id) too (WriteInPlace keeps bind mounts valid).
+// A container:<x> container shares x's files, as in Docker; Hosts gives it
+// only the localhost lines.
 func (m *Manager) Hosts(ctx context.Context, id string, opts HostsOptions) ([]byte, error) {
 	var extra []HostEntry
 	for _, h := range opts.ExtraHosts {

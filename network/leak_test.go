@@ -152,6 +152,14 @@ func TestCleanupAfterCrash(t *testing.T) {
 	if err := removeNetns(filepath.Join(cfg.NetnsDir, "dead3")); err != nil {
 		t.Fatal(err)
 	}
+	// dead5 crashed between making its netns and writing its record; a new
+	// setup of the same id clears the leftovers instead of failing.
+	if err := createNetns(filepath.Join(cfg.NetnsDir, "dead5")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Setup(ctx, Request{ID: "dead5", Mode: bridgeMode}); err != nil {
+		t.Fatalf("setup over leftovers: %v", err)
+	}
 	cfg.Store = m.store
 	m2, err := New(ctx, cfg)
 	if err != nil {

@@ -303,6 +303,14 @@ func (m *Manager) Setup(ctx context.Context, req Request) (*Sandbox, error) {
 	if _, ok := m.sandboxes[req.ID]; ok {
 		return nil, fmt.Errorf("network setup %s: %w", req.ID, ErrSandboxExists)
 	}
+	if _, err := os.Lstat(filepath.Join(m.netnsDir, req.ID)); err == nil {
+		// Leftovers of an earlier run of this id that no record tells of (a
+		// crash between making and recording): clear them, or the netns file
+		// would be in the way.
+		if err := m.removeLeftovers(ctx, req.ID); err != nil {
+			return nil, fmt.Errorf("network setup %s: %w", req.ID, err)
+		}
+	}
 	sb := &Sandbox{ID: req.ID, Name: req.Name, Hostname: req.Hostname, Mode: req.Mode, Created: time.Now().UTC()}
 	switch req.Mode.Kind {
 	case KindHost:

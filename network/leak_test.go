@@ -251,6 +251,15 @@ func TestBadInputLeavesNothing(t *testing.T) {
 			}
 		})
 	}
+	// A caller that gave up (cancelled context) gets an error and no leftovers.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := m.Setup(cancelled, Request{ID: "bad", Mode: bridgeMode, Ports: []PortBinding{{ContainerPort: 80, Proto: "tcp"}}}); err == nil {
+		t.Fatalf("setup with a cancelled context succeeded")
+	}
+	if after := takeSnapshot(t, cfg); !sameSnapshot(before, after) {
+		t.Fatalf("cancelled setup left things:\nbefore %v\nafter  %v", before, after)
+	}
 	// The same port over udp is another port.
 	if _, err := m.Setup(ctx, Request{ID: "udp", Mode: bridgeMode, Ports: []PortBinding{{HostPort: held, ContainerPort: 80, Proto: "udp"}}}); err != nil {
 		t.Fatalf("udp on a tcp-held port: %v", err)

@@ -338,7 +338,8 @@ func (m *Manager) Setup(ctx context.Context, req Request) (*Sandbox, error) {
 		if err := m.makeNetns(ctx, sb); err != nil {
 			return nil, err
 		}
-	case KindBridge:
+	case KindBridge, "":
+		// The zero Mode is the default network, as an empty --net is.
 		if err := m.setupBridge(ctx, sb, req); err != nil {
 			return nil, err
 		}
@@ -353,6 +354,10 @@ func (m *Manager) Setup(ctx context.Context, req Request) (*Sandbox, error) {
 }
 
 func (m *Manager) setupBridge(ctx context.Context, sb *Sandbox, req Request) error {
+	if req.Mode.Network == "" {
+		req.Mode.Network = DefaultNetwork
+	}
+	sb.Mode.Kind = KindBridge
 	n, err := m.lookupNetwork(ctx, req.Mode.Network)
 	if err != nil {
 		return err
@@ -390,7 +395,7 @@ func (m *Manager) makeNetns(ctx context.Context, sb *Sandbox) error {
 		return fmt.Errorf("network setup %s: %w", sb.ID, err)
 	}
 	if _, err := m.cni.AddNetworkList(ctx, loopbackList(), m.runtimeConf(sb, "lo", nil)); err != nil {
-		m.cni.DelNetworkList(ctx, loopbackList(), m.runtimeConf(sb, "lo", nil))
+		m.cni.DelNetworkList(context.WithoutCancel(ctx), loopbackList(), m.runtimeConf(sb, "lo", nil))
 		removeNetns(sb.NetnsPath)
 		return fmt.Errorf("network setup %s: loopback: %w", sb.ID, err)
 	}
@@ -443,12 +448,12 @@ func (m *Manager) attach(ctx context.Context, sb *Sandbox, n Network, ifName str
 	res, err := m.cni.AddNetworkList(ctx, list, rt)
 	if err != nil {
 		// ADD failed halfway: DEL is the CNI way to undo whatever was made.
-		m.cni.DelNetworkList(ctx, list, rt)
+		m.cni.DelNetworkList(context.WithoutCancel(ctx), list, rt)
 		return Attachment{}, fmt.Errorf("attach %s to network %s: %w", sb.ID, n.Name, err)
 	}
 	r, err := current.NewResultFromResult(res)
 	if err != nil {
-		m.cni.DelNetworkList(ctx, list, rt)
+		m.cni.DelNetworkList(context.WithoutCancel(ctx), list, rt)
 		return Attachment{}, fmt.Errorf("attach %s to network %s: %w", sb.ID, n.Name, err)
 	}
 	att := Attachment{Network: n.Name, NetworkID: n.ID, IfName: ifName, Gateway: n.Gateway,
@@ -469,7 +474,7 @@ func (m *Manager) attach(ctx context.Context, sb *Sandbox, n Network, ifName str
 		}
 	}
 	if !att.Address.IsValid() {
-		m.cni.DelNetworkList(ctx, list, rt)
+		m.cni.DelNetworkList(context.WithoutCancel(ctx), list, rt)
 		return Attachment{}, fmt.Errorf("attach %s to network %s: plugin gave no IPv4 address", sb.ID, n.Name)
 	}
 	return att, nil
@@ -568,6 +573,9 @@ func (m *Manager) Teardown(ctx context.Context, id string) error {
 }
 
 func (m *Manager) teardownLocked(ctx context.Context, sb *Sandbox) error {
+	// Undoing must finish even when the caller gave up waiting: a DEL cut
+	// short leaves rules and leases behind.
+	ctx = context.WithoutCancel(ctx)
 	var errs []error
 	for i := len(sb.Attachments) - 1; i >= 0; i-- {
 		var ports []PortBinding
@@ -774,7 +782,7 @@ func (m *Manager) Connect(ctx context.Context, id, network string, ep EndpointOp
 		next.Mode = Mode{Kind: KindBridge, Network: n.Name}
 	}
 	if err := m.saveSandbox(next); err != nil {
-		m.detach(ctx, next, att, nil)
+		m.detach(context.WithoutCancel(ctx), next, att, nil)
 		return Attachment{}, err
 	}
 	return att, nil

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -222,6 +223,8 @@ func TestBadInputLeavesNothing(t *testing.T) {
 		{"port of a host process", Request{Ports: []PortBinding{{HostPort: hostHeld, ContainerPort: 80, Proto: "tcp"}}}, ErrPortAllocated,
 			"address already in use"},
 		{"two bindings of one port", Request{Ports: []PortBinding{{HostPort: held + 1, ContainerPort: 80, Proto: "tcp"}, {HostPort: held + 1, ContainerPort: 81, Proto: "tcp"}}}, ErrPortAllocated, "port is already allocated"},
+		{"address the host lacks", Request{Ports: []PortBinding{{HostIP: "203.0.113.77", HostPort: held + 2, ContainerPort: 80, Proto: "tcp"}}}, syscall.EADDRNOTAVAIL,
+			"Bind for 203.0.113.77"},
 		{"container port 0", Request{Ports: []PortBinding{{ContainerPort: 0, Proto: "tcp"}}}, ErrInvalidPort, "invalid containerPort"},
 		{"bad mac", Request{MAC: "02:42:zz:00:00:01"}, ErrInvalidAddress, "invalid MAC address: 02:42:zz:00:00:01"},
 		{"ip on default bridge", Request{IP: "10.214.0.9"}, ErrConflict, "user specified IP address is supported on user defined networks only"},

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
@@ -883,6 +884,10 @@ func (m *Manager) allocatePorts(sb *Sandbox, req []PortBinding) ([]PortBinding, 
 
 func allocatedError(sb *Sandbox, b PortBinding, cause error) error {
 	msg := fmt.Sprintf("driver failed programming external connectivity on endpoint %s (%s): Bind for %s failed", sb.Name, sb.ID, b.HostAddr())
+	if cause != nil && !errors.Is(cause, syscall.EADDRINUSE) {
+		// Not taken but unusable, e.g. an address the host does not have.
+		return fmt.Errorf("%s: %w", msg, cause)
+	}
 	if cause != nil {
 		return fmt.Errorf("%s: %w (%v)", msg, ErrPortAllocated, cause)
 	}

@@ -27,6 +27,23 @@ func freePort(t *testing.T) uint16 {
 	return uint16(l.Addr().(*net.TCPAddr).Port)
 }
 
+// freeRange finds n consecutive ports, outside the kernel's ephemeral
+// range, that nobody holds right now.
+func freeRange(t *testing.T, n int) uint16 {
+	t.Helper()
+	for base := 20000 + os.Getpid()%5000; base < 32000; base += n {
+		ok := true
+		for p := base; p < base+n && ok; p++ {
+			ok = probePort(PortBinding{HostPort: uint16(p), Proto: "tcp"}) == nil
+		}
+		if ok {
+			return uint16(base)
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
 func TestBridgePublishedPort(t *testing.T) {
 	needRoot(t)
 	ctx := context.Background()
@@ -106,6 +123,29 @@ func TestPublishAllRandomPort(t *testing.T) {
 	got, err := httpGet("http://" + strings.Replace(lines[0], "0.0.0.0", "127.0.0.1", 1) + "/")
 	if err != nil || got != "random\n" {
 		t.Fatalf("GET %s = %q, %v", lines[0], got, err)
+	}
+	// -p 127.0.0.1:LO-HI:80 takes one free port of the range; the second
+	// container asking for the same range gets another one.
+	lo2 := freeRange(t, 2)
+	spec := fmt.Sprintf("127.0.0.1:%d-%d:80", lo2, lo2+1)
+	var got2 []uint16
+	for _, id := range []string{"range1", "range2"} {
+		ports, err := ParsePublish(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, err := m.Setup(ctx, Request{ID: id, Mode: bridgeMode, Ports: ports})
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		got2 = append(got2, rs.Ports[0].HostPort)
+	}
+	if got2[0] == got2[1] || got2[0] < lo2 || got2[0] > lo2+1 || got2[1] < lo2 || got2[1] > lo2+1 || !(got2[0] != 0) {
+		t.Fatalf("range %s gave %v", spec, got2)
+	}
+	ports, _ := ParsePublish(spec)
+	if _, err := m.Setup(ctx, Request{ID: "range3", Mode: bridgeMode, Ports: ports}); !errors.Is(err, ErrPortAllocated) {
+		t.Fatalf("third container on a full range: %v", err)
 	}
 	// The port is kept when the manager is reopened from its files.
 	again, err := New(ctx, Config{Root: m.root, NetnsDir: m.netnsDir, Store: m.store})

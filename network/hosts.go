@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -35,7 +36,7 @@ type HostsOptions struct {
 }
 
 // ErrInvalidHost is wrapped by errors about a malformed --add-host.
-var ErrInvalidHost = fmt.Errorf("invalid --add-host value")
+var ErrInvalidHost = errors.New("invalid --add-host value")
 
 // ParseExtraHost parses an --add-host value, "name:ip" or "name=ip"; the
 // special ip "host-gateway" is refused (fusebox has no such setting).
@@ -238,7 +239,7 @@ type DNSOptions struct {
 }
 
 // ErrInvalidDNS is wrapped by ResolvConf's error about a bad --dns value.
-var ErrInvalidDNS = fmt.Errorf("invalid dns option")
+var ErrInvalidDNS = errors.New("invalid dns option")
 
 // defaultDNS is what Docker falls back to when the host names only
 // localhost resolvers, which a container on a bridge cannot reach.

@@ -210,3 +210,10 @@ func TestNetworkRecords(t *testing.T) {
 		t.Fatalf("stored networks = %d, %v; want 4", len(stored), err)
 	}
 }
+
+func TestNewNeedsPlugins(t *testing.T) {
+	_, err := New(context.Background(), Config{Root: t.TempDir(), PluginDirs: []string{t.TempDir()}})
+	if !errors.Is(err, ErrPluginMissing) || !strings.Contains(err.Error(), "containernetworking-plugins") {
+		t.Fatalf("New without plugins: %v", err)
+	}
+}

@@ -52,6 +52,21 @@ var (
 	ErrPoolOverlap     = errors.New("pool overlaps with other one on this address space")
 )
 
+// requiredPlugins are the CNI plugins every configuration here uses.
+var requiredPlugins = []string{"bridge", "host-local", "portmap", "firewall", "loopback"}
+
+// ErrPluginMissing is returned by New when a CNI plugin is not installed.
+var ErrPluginMissing = errors.New("cni plugin missing")
+
+func pluginPresent(dirs []string, name string) bool {
+	for _, d := range dirs {
+		if st, err := os.Stat(filepath.Join(d, name)); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Config says where a Manager keeps its state.
 type Config struct {
 	// Root holds the manager's files: ipam/ (host-local leases), cache/
@@ -157,6 +172,11 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	if cfg.DefaultBridge == "" {
 		cfg.DefaultBridge = DefaultBridge
+	}
+	for _, p := range requiredPlugins {
+		if !pluginPresent(cfg.PluginDirs, p) {
+			return nil, fmt.Errorf("network: cni plugin %s not in %v (Debian package containernetworking-plugins): %w", p, cfg.PluginDirs, ErrPluginMissing)
+		}
 	}
 	for _, d := range []string{cfg.Root, filepath.Join(cfg.Root, "ipam"), filepath.Join(cfg.Root, "cache"), filepath.Join(cfg.Root, "sandboxes")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -45,7 +46,8 @@ func newRootCmd() *cobra.Command {
 	root.Flags().StringVarP(&globals.host, "host", "H", envOr("FUSEBOX_HOST", daemon.DefaultHost), "Daemon socket to connect to (unix:///path; env FUSEBOX_HOST)")
 	root.Flags().StringVar(&globals.root, "root", envOr("FUSEBOX_ROOT", daemon.DefaultRoot), "Root directory of the daemon's state (env FUSEBOX_ROOT)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w\nSee '%s --help'", err, c.CommandPath())
+		// Docker exits 125 on a bad flag, before anything runs.
+		return &statusError{code: 125, err: fmt.Errorf("%w\nSee '%s --help'", err, c.CommandPath())}
 	})
 	for _, newCmd := range commands {
 		root.AddCommand(newCmd())
@@ -64,8 +66,32 @@ func run(args []string) int {
 	root := newRootCmd()
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
+		var se *statusError
+		if errors.As(err, &se) {
+			if se.err != nil {
+				fmt.Fprintln(os.Stderr, "fusebox:", se.err)
+			}
+			return se.code
+		}
 		fmt.Fprintln(os.Stderr, "fusebox:", err)
 		return 1
 	}
 	return 0
 }
+
+// statusError ends the CLI with a given exit status, as Docker's verbs
+// that report a container's own status (run, start -a, wait, exec) or
+// their own failure (125) do; err, when set, is printed first.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e *statusError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.code)
+}
+
+func (e *statusError) Unwrap() error { return e.err }

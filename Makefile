@@ -18,12 +18,18 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./bench/...
 
 lint:
-	$(GO) vet ./...
+	$(GO) vet ./... ./testdata ./testdata/mkimages
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Debian packages the project and its tests need.
 deps:
 	scripts/install-deps
+
+# Builds the busybox and Debian test images into the test cache
+# ($$FUSEBOX_TESTCACHE, default testdata/cache) and prints where they are;
+# TESTIMAGES_FLAGS=-big adds the benchmarks' 2.6 GB image.
+testimages:
+	$(GO) run ./testdata/mkimages $(TESTIMAGES_FLAGS)
 
 clean:
 	rm -rf $(BIN)

@@ -60,7 +60,7 @@ var versionPrefix = regexp.MustCompile(`^/v(\d+\.\d+)(/|$)`)
 
 type apiVersionKey struct{}
 
-// APIVersion is the version the request's path asked for ("1.44"), or
+// RequestAPIVersion is the version the request's path asked for ("1.44"), or
 // [APIVersion] when the path had no version prefix.
 func RequestAPIVersion(r *http.Request) string {
 	if v, ok := r.Context().Value(apiVersionKey{}).(string); ok {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -678,5 +679,69 @@ func TestOOMKilled(t *testing.T) {
 	r = runContainer(t, container{opts: Options{Memory: 8 << 20, Args: []string{"true"}}})
 	if r.exit.ExitCode != 0 || r.exit.OOMKilled {
 		t.Fatalf("exit %+v", r.exit)
+	}
+}
+
+// TestFUSERootfs runs containers on a rootfs served over FUSE (Debian's
+// fuse-overlayfs), as the daemon's will be: the shim's working directory is
+// off the mount, and what the containers write lands in the upper dir.
+func TestFUSERootfs(t *testing.T) {
+	needRoot(t)
+	bin, err := exec.LookPath("fuse-overlayfs")
+	if err != nil || !fileExists("/dev/fuse") {
+		t.Skip("needs fuse-overlayfs and /dev/fuse")
+	}
+	lower := busyboxRootfs(t)
+	dir := t.TempDir()
+	upper, work, merged := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "merged")
+	for _, d := range []string{upper, work, merged} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,allow_other", lower, upper, work)
+	if out, err := exec.Command(bin, "-o", opts, merged).CombinedOutput(); err != nil {
+		t.Fatalf("fuse-overlayfs: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", merged).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v\n%s", err, out)
+		}
+	})
+	const n = 5
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			s, _, err := startContainer(t, ctx, container{rootfs: merged, opts: Options{Args: []string{"sh", "-c", fmt.Sprintf("echo %d > /tmp/f%d && cat /tmp/f%d", i, i, i)}}})
+			if err != nil {
+				t.Errorf("start %d: %v", i, err)
+				return
+			}
+			var out syncBuffer
+			a, err := s.Attach(ctx, Stdio{Stdout: &out})
+			if err != nil {
+				t.Errorf("attach %d: %v", i, err)
+				return
+			}
+			if err := s.Begin(ctx); err != nil {
+				t.Errorf("begin %d: %v", i, err)
+				return
+			}
+			st, err := s.Wait(ctx)
+			_ = a.Wait()
+			if err != nil || st.ExitCode != 0 || out.String() != fmt.Sprintf("%d\n", i) {
+				t.Errorf("container %d: %q %+v %v", i, out.String(), st, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if b, err := os.ReadFile(filepath.Join(upper, "tmp", fmt.Sprintf("f%d", i))); err != nil || string(b) != fmt.Sprintf("%d\n", i) {
+			t.Errorf("upper f%d: %q %v", i, b, err)
+		}
 	}
 }

@@ -112,7 +112,7 @@ func (s *Shim) Pid() int { return s.pid }
 // StateDir is the container's state directory.
 func (s *Shim) StateDir() string { return s.stateDir }
 
-// LogPath returns the json-file log of cfg.
+// logPath is where the container's json-file log goes.
 func (cfg Config) logPath() string {
 	if cfg.LogPath != "" {
 		return cfg.LogPath

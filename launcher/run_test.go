@@ -745,3 +745,30 @@ func TestFUSERootfs(t *testing.T) {
 		}
 	}
 }
+
+// TestShimKilled: a shim told to stop takes its container down with it and
+// still cleans up, so nothing runs unsupervised.
+func TestShimKilled(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, cfg, err := startContainer(t, ctx, container{opts: Options{Args: []string{"sleep", "100"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(st.ShimPid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exit, err := s.Wait(ctx)
+	if err != nil || exit.ExitCode != 137 {
+		t.Fatalf("exit %+v, %v", exit, err)
+	}
+	assertCleanedUp(t, cfg)
+}

@@ -195,8 +195,15 @@ func Start(ctx context.Context, cfg Config) (*Shim, error) {
 	select {
 	case r = <-got:
 	case <-ctx.Done():
-		_ = cmd.Process.Kill()
-		<-exited
+		// SIGTERM, not SIGKILL: a shim that got as far as the container
+		// kills and destroys it before it exits.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
 		return nil, ctx.Err()
 	}
 	if r.err != nil {

@@ -146,6 +146,10 @@ func (s *shim) run(ctx context.Context, tell func(readyMsg)) error {
 		}
 	}()
 	signal.Ignore(unix.SIGPIPE, unix.SIGHUP)
+	// Caught from the start, so that a SIGTERM during the create waits in
+	// the channel and kills the container once it exists.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
 
 	s.log, err = openLogFile(s.cfg.LogPath)
 	if err != nil {
@@ -177,8 +181,6 @@ func (s *shim) run(ctx context.Context, tell func(readyMsg)) error {
 
 	// Killing the shim kills its container, so that nothing outlives it
 	// unsupervised; the usual exit path then cleans up.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
 	go func() {
 		select {
 		case <-sigs:

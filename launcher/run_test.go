@@ -772,3 +772,70 @@ func TestShimKilled(t *testing.T) {
 	}
 	assertCleanedUp(t, cfg)
 }
+
+// TestCleanup covers what a daemon coming back finds: a shim still
+// running, a shim that was killed and left its container running, and a
+// container that exited long ago.
+func TestCleanup(t *testing.T) {
+	needRoot(t)
+	for _, tc := range []struct {
+		name     string
+		killShim bool
+		exited   bool
+		code     int
+		lost     bool
+	}{
+		{"live shim", false, false, 137, false},
+		{"lost shim", true, false, 137, true},
+		{"exited", false, true, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			args := []string{"sleep", "100"}
+			if tc.exited {
+				args = []string{"true"}
+			}
+			s, cfg, err := startContainer(t, ctx, container{opts: Options{Args: args}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Begin(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if tc.exited {
+				if _, err := s.Wait(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.killShim {
+				st, err := s.State(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := syscall.Kill(st.ShimPid, syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, "the shim to die", 10*time.Second, func() bool {
+					_, err := s.State(ctx)
+					return errors.Is(err, ErrShimGone)
+				})
+				if err := syscall.Kill(s.Pid(), 0); err != nil {
+					t.Fatalf("the container died with its shim: %v", err)
+				}
+			}
+			st, err := Cleanup(ctx, cfg.StateDir, cfg.ID)
+			if err != nil || st.ExitCode != tc.code || (st.Error != "") != tc.lost {
+				t.Fatalf("cleanup: %+v, %v", st, err)
+			}
+			if !tc.exited {
+				waitFor(t, "the container to die", 10*time.Second, func() bool {
+					b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.Pid()))
+					// Gone, or a zombie of a process that isn't ours to reap.
+					return len(b) == 0 || strings.Contains(string(b), ") Z ")
+				})
+			}
+			assertCleanedUp(t, cfg)
+		})
+	}
+}

@@ -34,8 +34,9 @@ type IngestOptions struct {
 	// MaxSize bounds the uncompressed size; 0 means the store's limit
 	// (WithMaxLayerSize, default DefaultMaxLayerSize).
 	MaxSize int64
-	// Progress, when set, is called now and then with the number of bytes
-	// of the stream as given read so far.
+	// Progress, when set, is called now and then (every MiB and at the
+	// end) with the number of bytes of the stream as given read so far,
+	// from one of the ingest's goroutines, never two calls at once.
 	Progress func(read int64)
 	// Lease, when set, holds the layer after the ingest so that no garbage
 	// collection removes it before an image references it (PutImage).
@@ -99,7 +100,7 @@ func (r layerRecord) info() LayerInfo {
 // A layer already stored (same diff_id) is success: the result has Existed
 // set and the existing layer's counts.
 func (s *Store) IngestLayer(ctx context.Context, r io.Reader, opts IngestOptions) (LayerInfo, error) {
-	in := &ingest{s: s, opts: opts, seen: map[string]EntryType{}, opaque: map[string]bool{}, inline: map[digest.Digest][]byte{}, heldSet: map[digest.Digest]bool{}}
+	in := &ingest{s: s, opts: opts, seen: map[string]EntryType{}, opaque: map[string]bool{}, implied: map[string]bool{}, inline: map[digest.Digest][]byte{}, heldSet: map[digest.Digest]bool{}}
 	if in.opts.MaxSize <= 0 {
 		in.opts.MaxSize = s.maxLayerSize
 	}
@@ -126,6 +127,7 @@ type ingest struct {
 	entries []Entry
 	seen    map[string]EntryType // path → type of the non-opaque entry
 	opaque  map[string]bool
+	implied map[string]bool // directories that earlier entries lie in
 	content int64
 
 	held    []digest.Digest // objects this ingest holds
@@ -182,7 +184,7 @@ func (in *ingest) run(ctx context.Context, r io.Reader) (LayerInfo, error) {
 		defer gz.Close()
 		dec = gz
 	case bytes.HasPrefix(magic, zstdMagic):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			return LayerInfo{}, fmt.Errorf("zstd: %w: %w", ErrInvalidLayer, err)
 		}
@@ -380,6 +382,9 @@ func (in *ingest) add(ctx context.Context, hdr *tar.Header, tr io.Reader, buf []
 			return invalid("entry %q lies below %s %q", hdr.Name, t, d)
 		}
 	}
+	if e.Type != TypeDir && e.Type != TypeOpaque && in.implied[e.Path] {
+		return invalid("%s %q is the directory of earlier entries", e.Type, hdr.Name)
+	}
 	if e.Type == TypeOpaque {
 		if in.opaque[e.Path] {
 			return invalid("duplicate opaque marker %q", hdr.Name)
@@ -425,6 +430,9 @@ func (in *ingest) add(ctx context.Context, hdr *tar.Header, tr io.Reader, buf []
 	}
 	if e.Type != TypeOpaque {
 		in.seen[e.Path] = e.Type
+	}
+	for d := path.Dir(e.Path); d != "." && d != "/" && !in.implied[d]; d = path.Dir(d) {
+		in.implied[d] = true
 	}
 	in.entries = append(in.entries, e)
 	return nil

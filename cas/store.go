@@ -202,28 +202,36 @@ func (s *Store) releaseLayer(d digest.Digest) {
 }
 
 // removeUnreferenced deletes the bytes of each object that has no object
-// record and no hold: its file, or its inline value. Callers hold s.mu.
+// record and no hold: its file, or its inline value. Callers hold s.mu,
+// which also keeps ingests from taking a new hold meanwhile.
 func (s *Store) removeUnreferenced(ctx context.Context, ds []digest.Digest) error {
-	var errs []error
-	for _, d := range ds {
-		if s.objHolds[d] > 0 {
-			continue
-		}
-		err := s.update(ctx, func(txn *badger.Txn) error {
-			if _, err := getValue(txn, objectKey(d)); err == nil {
-				return errKeep
-			} else if !errors.Is(err, ErrNotFound) {
+	var dead []digest.Digest
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, d := range ds {
+			if s.objHolds[d] > 0 {
+				continue
+			}
+			if _, err := txn.Get(objectKey(d)); err == nil {
+				continue
+			} else if !errors.Is(err, badger.ErrKeyNotFound) {
 				return err
 			}
-			return txn.Delete(inlineKey(d))
-		})
-		if errors.Is(err, errKeep) {
-			continue
+			dead = append(dead, d)
 		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	keys := make([][]byte, len(dead))
+	for i, d := range dead {
+		keys[i] = inlineKey(d)
+	}
+	if err := s.deleteKeys(ctx, keys); err != nil {
+		return err
+	}
+	var errs []error
+	for _, d := range dead {
 		if err := os.Remove(s.objectFile(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -431,6 +431,7 @@ func badInputs(t testing.TB) []struct {
 		{"hardlink out of the layer", bad(hardlink("h", "../../etc/shadow")), cas.IngestOptions{}, cas.ErrInvalidLayer},
 		{"hardlink to absolute path", bad(hardlink("h", "/etc/shadow")), cas.IngestOptions{}, cas.ErrInvalidLayer},
 		{"symlink climbing out", bad(dir("a/"), symlink("a/up", "../../etc")), cas.IngestOptions{}, cas.ErrInvalidLayer},
+		{"file over earlier entries", bad(reg("p/q", []byte("1")), reg("p", []byte("2"))), cas.IngestOptions{}, cas.ErrInvalidLayer},
 		{"duplicate entry", bad(reg("dup", []byte("1")), reg("dup", []byte("2"))), cas.IngestOptions{}, cas.ErrInvalidLayer},
 		{"duplicate after cleaning", bad(reg("d/x", []byte("1")), reg("d//./x", []byte("2"))), cas.IngestOptions{}, cas.ErrInvalidLayer},
 		{"whiteout and file", bad(reg(".wh.f", nil), reg("f", []byte("2"))), cas.IngestOptions{}, cas.ErrInvalidLayer},

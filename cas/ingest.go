@@ -636,7 +636,22 @@ func (in *ingest) commit(ctx context.Context, info LayerInfo, split []byte) (Lay
 	}
 	val, err := json.Marshal(rec)
 	if err != nil {
-		return LayerInfo{}, err
+		return LayerInfo{}, errors.Join(err, dropChunks())
+	}
+	// The object counts change in as many transactions as the layer
+	// needs; the pending marker, written first, tells Open to recount if
+	// the process dies before the layer record commits.
+	if err := s.update(ctx, func(txn *badger.Txn) error {
+		return txn.Set(pendingKey(id), []byte(info.DiffID))
+	}); err != nil {
+		return LayerInfo{}, errors.Join(err, dropChunks())
+	}
+	undo := func() error {
+		_, err := s.adjustRefs(ctx, objs, -1)
+		return errors.Join(err, dropChunks(), s.deleteKeys(ctx, [][]byte{pendingKey(id)}))
+	}
+	if _, err := s.adjustRefs(ctx, objs, +1); err != nil {
+		return LayerInfo{}, errors.Join(err, undo())
 	}
 	err = s.update(ctx, func(txn *badger.Txn) error {
 		if _, err := txn.Get(layerKey(info.DiffID)); err == nil {
@@ -645,31 +660,65 @@ func (in *ingest) commit(ctx context.Context, info LayerInfo, split []byte) (Lay
 		if err := txn.Set(layerKey(info.DiffID), val); err != nil {
 			return err
 		}
-		for d, ov := range objs {
-			b, err := getValue(txn, objectKey(d))
-			if err == nil {
-				if ov, err = decodeObjectValue(b); err != nil {
-					return err
-				}
-			} else if !errors.Is(err, ErrNotFound) {
-				return err
-			}
-			ov.Refs++
-			if err := txn.Set(objectKey(d), ov.encode()); err != nil {
-				return err
-			}
-		}
-		return nil
+		return txn.Delete(pendingKey(id))
 	})
 	if errors.Is(err, errExisted) {
-		if err := dropChunks(); err != nil {
+		if err := undo(); err != nil {
 			return LayerInfo{}, err
 		}
 		return existing()
 	}
 	if err != nil {
-		return LayerInfo{}, errors.Join(err, dropChunks())
+		return LayerInfo{}, errors.Join(err, undo())
 	}
 	info.Refs = 0
 	return info, nil
+}
+
+// adjustRefs adds delta to the reference count of each object, creating
+// records as needed and deleting those that reach zero (returned), in
+// transactions of at most s.refBatch objects.
+func (s *Store) adjustRefs(ctx context.Context, objs map[digest.Digest]objectValue, delta int64) ([]digest.Digest, error) {
+	ds := make([]digest.Digest, 0, len(objs))
+	for d := range objs {
+		ds = append(ds, d)
+	}
+	var gone []digest.Digest
+	for len(ds) > 0 {
+		batch := ds[:min(len(ds), s.refBatch)]
+		ds = ds[len(batch):]
+		var batchGone []digest.Digest
+		err := s.update(ctx, func(txn *badger.Txn) error {
+			batchGone = batchGone[:0]
+			for _, d := range batch {
+				ov := objs[d]
+				ov.Refs = 0
+				b, err := getValue(txn, objectKey(d))
+				if err == nil {
+					if ov, err = decodeObjectValue(b); err != nil {
+						return err
+					}
+				} else if !errors.Is(err, ErrNotFound) {
+					return err
+				} else if delta < 0 {
+					continue
+				}
+				if ov.Refs += delta; ov.Refs > 0 {
+					err = txn.Set(objectKey(d), ov.encode())
+				} else {
+					err = txn.Delete(objectKey(d))
+					batchGone = append(batchGone, d)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return gone, err
+		}
+		gone = append(gone, batchGone...)
+	}
+	return gone, nil
 }

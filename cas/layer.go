@@ -371,9 +371,13 @@ func (s *Store) removeLayer(ctx context.Context, diffID digest.Digest) error {
 			objs[e.Digest] = true
 		}
 	}
-	var gone []digest.Digest
+	id, err := parseChunkID(rec.Chunks)
+	if err != nil {
+		return err
+	}
+	// The record goes first, with a pending marker that tells Open to
+	// recount the objects should the process die halfway.
 	err = s.update(ctx, func(txn *badger.Txn) error {
-		gone = gone[:0]
 		cur, err := s.layerRecord(txn, diffID)
 		if err != nil {
 			return err
@@ -384,37 +388,26 @@ func (s *Store) removeLayer(ctx context.Context, diffID digest.Digest) error {
 		if err := txn.Delete(layerKey(diffID)); err != nil {
 			return err
 		}
-		for d := range objs {
-			b, err := getValue(txn, objectKey(d))
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			ov, err := decodeObjectValue(b)
-			if err != nil {
-				return err
-			}
-			if ov.Refs--; ov.Refs > 0 {
-				err = txn.Set(objectKey(d), ov.encode())
-			} else {
-				err = txn.Delete(objectKey(d))
-				gone = append(gone, d)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+		return txn.Set(pendingKey(id), []byte(diffID))
 	})
-	if errors.Is(err, errKeep) {
+	if errors.Is(err, errKeep) || errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return errors.Join(s.dropChunks(ctx, rec), s.removeUnreferenced(ctx, gone))
+	vals := make(map[digest.Digest]objectValue, len(objs))
+	for d := range objs {
+		vals[d] = objectValue{}
+	}
+	gone, err := s.adjustRefs(ctx, vals, -1)
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(s.dropChunks(ctx, rec), s.removeUnreferenced(ctx, gone)); err != nil {
+		return err
+	}
+	return s.deleteKeys(ctx, [][]byte{pendingKey(id)})
 }
 
 // GC removes every layer that no image references and no lease holds, and

@@ -5,8 +5,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -188,5 +192,75 @@ func TestManyFiles(t *testing.T) {
 	recs, _ := s.Records(ctx)
 	if len(recs) != 0 {
 		t.Errorf("%d records left", len(recs))
+	}
+}
+
+// TestRecountAfterCrash leaves what a process dying between the reference
+// count transactions of a commit leaves (a pending marker, counts too high,
+// a record for content no layer names) and checks Open recounts.
+func TestRecountAfterCrash(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := Open(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 10000)
+	rand.Read(big)
+	layer := tarOf(t, map[string][]byte{"big": big, "small": []byte("small")}, []string{"big", "small"})
+	info, err := s.IngestLayer(ctx, bytes.NewReader(layer), IngestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutImage(ctx, ImageRecord{ID: digest.FromString("img"), DiffIDs: []digest.Digest{info.DiffID}}); err != nil {
+		t.Fatal(err)
+	}
+	stray := make([]byte, 9000)
+	rand.Read(stray)
+	strayD := digest.FromBytes(stray)
+	if err := os.MkdirAll(filepath.Dir(s.objectFile(strayD)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.objectFile(strayD), stray, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var id chunkID
+	rand.Read(id[:])
+	err = s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(objectKey(digest.FromBytes(big)), objectValue{Size: 10000, Refs: 7}.encode()); err != nil {
+			return err
+		}
+		if err := txn.Set(objectKey(strayD), objectValue{Size: 9000, Refs: 1}.encode()); err != nil {
+			return err
+		}
+		return txn.Set(pendingKey(id), []byte(digest.FromString("never committed")))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if o, err := s.Object(ctx, digest.FromBytes(big)); err != nil || o.Refs != 1 {
+		t.Errorf("recounted object: %+v %v, want 1 ref", o, err)
+	}
+	if _, err := s.Object(ctx, strayD); !errors.Is(err, ErrNotFound) {
+		t.Errorf("object no layer names: %v, want ErrNotFound", err)
+	}
+	if _, err := os.Stat(s.objectFile(strayD)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("file of an object no layer names: %v", err)
+	}
+	recs, _ := s.Records(ctx)
+	for k := range recs {
+		if _, err := parsePendingKey([]byte(k)); err == nil {
+			t.Errorf("pending marker survived Open")
+		}
+	}
+	if r, err := s.Fsck(ctx); err != nil || !r.OK() {
+		t.Errorf("fsck after recount: %v %v", r.Problems, err)
 	}
 }

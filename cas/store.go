@@ -43,6 +43,7 @@ type Store struct {
 	db              *badger.DB
 	maxLayerSize    int64
 	inlineThreshold int64
+	refBatch        int // objects per reference-count transaction
 
 	// mu guards the holds and serializes every decision to delete a layer
 	// or an object, so that nothing held by an ingest or a lease in flight
@@ -74,6 +75,7 @@ func Open(ctx context.Context, root string, opts ...Option) (*Store, error) {
 		inlineThreshold: DefaultInlineThreshold,
 		layerHolds:      map[digest.Digest]int{},
 		objHolds:        map[digest.Digest]int{},
+		refBatch:        10000,
 	}
 	for _, o := range opts {
 		o(s)
@@ -250,6 +252,9 @@ func (s *Store) recover(ctx context.Context) error {
 	if err := os.MkdirAll(s.path("tmp"), 0o700); err != nil {
 		return err
 	}
+	if err := s.recount(ctx); err != nil {
+		return err
+	}
 	if err := s.GC(ctx); err != nil {
 		return err
 	}
@@ -365,3 +370,75 @@ func (s *Store) Records(ctx context.Context) (map[string][]byte, error) {
 
 // InlineThreshold is the largest file size the store keeps inline.
 func (s *Store) InlineThreshold() int64 { return s.inlineThreshold }
+
+// recount runs when a pending marker shows that a process died while
+// changing object reference counts: it sets every object's count from the
+// layer indexes, the source of truth. Objects no layer names get no record,
+// so the rest of recovery removes their bytes.
+func (s *Store) recount(ctx context.Context) error {
+	var markers [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		return scan(txn, []byte{kindPend}, false, func(k, _ []byte) error {
+			markers = append(markers, k)
+			return nil
+		})
+	})
+	if err != nil || len(markers) == 0 {
+		return err
+	}
+	want := map[digest.Digest]int64{}
+	var layers []digest.Digest
+	err = s.db.View(func(txn *badger.Txn) error {
+		return scan(txn, []byte{kindLayer}, true, func(_, v []byte) error {
+			rec, err := decodeLayerRecord(v)
+			if err != nil {
+				return err
+			}
+			layers = append(layers, rec.DiffID)
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		es, err := s.Entries(ctx, l)
+		if err != nil {
+			return err
+		}
+		seen := map[digest.Digest]bool{}
+		for _, e := range es {
+			if e.Type == TypeRegular && !seen[e.Digest] {
+				seen[e.Digest] = true
+				want[e.Digest]++
+			}
+		}
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	err = s.db.View(func(txn *badger.Txn) error {
+		return scan(txn, []byte{kindObject}, true, func(k, v []byte) error {
+			_, d, err := parseDigestKey(k)
+			if err != nil {
+				return wb.Delete(k)
+			}
+			ov, err := decodeObjectValue(v)
+			if err != nil {
+				return err
+			}
+			if ov.Refs = want[d]; ov.Refs == 0 {
+				return wb.Delete(k)
+			}
+			return wb.Set(k, ov.encode())
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range markers {
+		if err := wb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
+}

@@ -238,21 +238,32 @@ func (s *Store) ReadInline(ctx context.Context, d digest.Digest) ([]byte, error)
 	return b, nil
 }
 
-// OpenContent opens a stored content, inline or not.
+// OpenContent opens a stored content, inline or not; ErrNotFound when d
+// is not stored. The empty content is always there.
 func (s *Store) OpenContent(ctx context.Context, d digest.Digest) (io.ReadCloser, error) {
 	if d == digest.SHA256.FromBytes(nil) {
 		return io.NopCloser(bytes.NewReader(nil)), nil
 	}
-	o, err := s.Object(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	if o.Inline {
-		b, err := s.ReadInline(ctx, d)
+	var inline []byte
+	var isInline bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		b, err := getValue(txn, objectKey(d))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return io.NopCloser(bytes.NewReader(b)), nil
+		ov, err := decodeObjectValue(b)
+		if err != nil || !ov.Inline {
+			return err
+		}
+		isInline = true
+		inline, err = getValue(txn, inlineKey(d))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object %s: %w", d, err)
+	}
+	if isInline {
+		return io.NopCloser(bytes.NewReader(inline)), nil
 	}
 	f, err := os.Open(s.objectFile(d))
 	if err != nil {

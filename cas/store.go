@@ -51,6 +51,9 @@ type Store struct {
 	mu         sync.Mutex
 	layerHolds map[digest.Digest]int
 	objHolds   map[digest.Digest]int
+
+	stopGC chan struct{}
+	gcDone chan struct{}
 }
 
 // Option configures Open.
@@ -99,11 +102,32 @@ func Open(ctx context.Context, root string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: clean up: %w", root, err)
 	}
+	s.stopGC, s.gcDone = make(chan struct{}), make(chan struct{})
+	go s.valueLogGC()
 	return s, nil
+}
+
+// valueLogGC reclaims Badger value-log space left by deleted index pieces
+// and inline contents; Badger never does it by itself.
+func (s *Store) valueLogGC() {
+	defer close(s.gcDone)
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopGC:
+			return
+		case <-t.C:
+			for s.db.RunValueLogGC(0.5) == nil {
+			}
+		}
+	}
 }
 
 // Close closes the database. Object files stay valid.
 func (s *Store) Close() error {
+	close(s.stopGC)
+	<-s.gcDone
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fusebox/fusebox/cas"
+	"github.com/opencontainers/go-digest"
 )
 
 // writeOneFileLayer writes a tar holding one incompressible file of size
@@ -102,4 +103,68 @@ func TestMeasureIngest(t *testing.T) {
 	}
 	el := time.Since(start)
 	t.Logf("ingested %d bytes in %v: %.1f MB/s (diff_id %s)", info.Size, el, float64(info.Size)/el.Seconds()/1e6, info.DiffID)
+}
+
+// TestMeasureDedup makes two images from the regular files under the
+// directory FUSEBOX_MEASURE_DEDUP, the second with one file in twenty
+// changed, and logs what deduplication saves. It only runs when the
+// variable is set.
+func TestMeasureDedup(t *testing.T) {
+	src := os.Getenv("FUSEBOX_MEASURE_DEDUP")
+	if src == "" {
+		t.Skip("set FUSEBOX_MEASURE_DEDUP to a directory to measure deduplication")
+	}
+	ctx := context.Background()
+	s, err := cas.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	build := func(change bool) []byte {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		i := 0
+		err := filepath.WalkDir(src, func(p string, de os.DirEntry, err error) error {
+			if err != nil || !de.Type().IsRegular() {
+				return err
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return nil
+			}
+			if i++; change && i%20 == 0 {
+				data = append(data, '\n')
+			}
+			rel, _ := filepath.Rel(src, p)
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: rel, Mode: 0o644, Size: int64(len(data))}); err != nil {
+				return err
+			}
+			_, err = tw.Write(data)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tw.Close()
+		return buf.Bytes()
+	}
+	files := 0
+	for i, change := range []bool{false, true} {
+		info, err := s.IngestLayer(ctx, bytes.NewReader(build(change)), cas.IngestOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = info.Files
+		id, _ := s.PutBlob(ctx, []byte(strconv.Itoa(i)))
+		if err := s.PutImage(ctx, cas.ImageRecord{ID: id, DiffIDs: []digest.Digest{info.DiffID}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := s.DiskUsage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := u.ObjectBytes + u.InlineBytes
+	t.Logf("two images of %d files each (1 in 20 changed): logical %d bytes, stored %d bytes (%d object files, %d inline), saved %d bytes (%.1f%%)",
+		files, u.LogicalBytes, stored, u.ObjectFiles, u.InlineObjects, u.SavedBytes, 100*float64(u.SavedBytes)/float64(u.LogicalBytes))
 }

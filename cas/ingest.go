@@ -22,6 +22,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/vbatts/tar-split/tar/asm"
 	"github.com/vbatts/tar-split/tar/storage"
+	"golang.org/x/sys/unix"
 )
 
 // IngestOptions tunes one IngestLayer call. The zero value is valid.
@@ -136,6 +137,7 @@ type ingest struct {
 	inline     map[digest.Digest][]byte
 	inlineSize int
 	heldSet    map[digest.Digest]bool
+	files      bool // the layer has contents in object files
 }
 
 // countingReader counts bytes, reports progress and checks ctx.
@@ -240,6 +242,11 @@ func (in *ingest) run(ctx context.Context, r io.Reader) (LayerInfo, error) {
 	}
 	if err := in.flushInline(ctx); err != nil {
 		return LayerInfo{}, err
+	}
+	if in.files {
+		if err := in.s.syncObjects(); err != nil {
+			return LayerInfo{}, err
+		}
 	}
 	return in.commit(ctx, info, split.Bytes())
 }
@@ -470,9 +477,6 @@ func (in *ingest) store(ctx context.Context, r io.Reader, size int64, buf []byte
 	if err == nil && n != size {
 		err = io.ErrUnexpectedEOF
 	}
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -480,6 +484,7 @@ func (in *ingest) store(ctx context.Context, r io.Reader, size int64, buf []byte
 		return "", false, err
 	}
 	d := digest.NewDigest(digest.SHA256, h)
+	in.files = true
 	if in.holds(d) {
 		return d, false, nil
 	}
@@ -499,39 +504,36 @@ func (in *ingest) hold(d digest.Digest) {
 	in.heldSet[d] = true
 }
 
-// placeObject renames a written temp file into place: rename is atomic, and
-// the directory is synced so that the name survives a crash. An object
-// already present is left alone (its bytes are the same by definition).
+// placeObject renames a written temp file into place (rename is atomic).
+// An object already present is left alone: its bytes are the same by
+// definition. Nothing is synced here: syncObjects makes every object file
+// and name durable at once before the metadata naming them commits, one
+// syncfs instead of two fsyncs per file.
 func (s *Store) placeObject(tmp string, d digest.Digest) error {
 	dst := s.objectFile(d)
 	if _, err := os.Stat(dst); err == nil {
 		return nil
 	}
-	dir := filepath.Dir(dst)
-	if _, err := os.Stat(dir); err != nil {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
-		if err := syncDir(filepath.Dir(dir)); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, dst); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return os.Rename(tmp, dst)
 }
 
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
+// syncObjects flushes the file system holding the objects: contents, inodes
+// and directory entries. An object another ingest wrote and this one found
+// in place is covered too, so a layer never commits naming bytes that a
+// crash could lose.
+func (s *Store) syncObjects() error {
+	f, err := os.Open(s.path("objects"))
 	if err != nil {
 		return err
 	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("sync objects: %w", err)
 	}
-	return err
+	return nil
 }
 
 // flushInline writes the small contents gathered so far, skipping those

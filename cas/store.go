@@ -52,8 +52,10 @@ type Store struct {
 	layerHolds map[digest.Digest]int
 	objHolds   map[digest.Digest]int
 
-	stopGC chan struct{}
-	gcDone chan struct{}
+	stopGC    chan struct{}
+	gcDone    chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Option configures Open.
@@ -124,14 +126,17 @@ func (s *Store) valueLogGC() {
 	}
 }
 
-// Close closes the database. Object files stay valid.
+// Close closes the database; later calls return the first call's result.
+// Object files stay valid.
 func (s *Store) Close() error {
-	close(s.stopGC)
-	<-s.gcDone
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close store: %w", err)
-	}
-	return nil
+	s.closeOnce.Do(func() {
+		close(s.stopGC)
+		<-s.gcDone
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("close store: %w", err)
+		}
+	})
+	return s.closeErr
 }
 
 // Root is the directory the store lives in.

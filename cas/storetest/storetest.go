@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *cas.Store) {
 		fn   func(t *testing.T, s *cas.Store)
 	}{
 		{"RoundTrip", testRoundTrip},
+		{"EmptyLayer", testEmptyLayer},
 		{"IngestExisting", testIngestExisting},
 		{"Dedup", testDedup},
 		{"RefcountGC", testRefcountGC},
@@ -312,6 +313,31 @@ func testRoundTrip(t *testing.T, s *cas.Store) {
 	}
 	if _, err := s.LayerTar(ctx, digest.FromString("nope")); !errors.Is(err, cas.ErrNotFound) {
 		t.Errorf("layer tar of an unknown layer: %v, want ErrNotFound", err)
+	}
+}
+
+// testEmptyLayer ingests the 1024 zero bytes of an empty tar, the layer
+// Dockerfile instructions without file changes leave in many images.
+func testEmptyLayer(t *testing.T, s *cas.Store) {
+	ctx := context.Background()
+	empty := make([]byte, 1024)
+	const want = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+	info := ingest(t, s, empty, cas.IngestOptions{DiffID: want})
+	if info.Files != 0 || info.Size != 1024 {
+		t.Errorf("empty layer: %+v", info)
+	}
+	if es, err := s.Entries(ctx, want); err != nil || len(es) != 0 {
+		t.Errorf("entries of the empty layer: %v %v", es, err)
+	}
+	if got := layerTar(t, s, want); !bytes.Equal(got, empty) {
+		t.Errorf("empty layer rebuilt as %d bytes", len(got))
+	}
+	img := putImage(t, s, "empty layers", want, want)
+	if err := s.DeleteImage(ctx, img); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Layer(ctx, want); !errors.Is(err, cas.ErrNotFound) {
+		t.Errorf("empty layer after its image went: %v", err)
 	}
 }
 

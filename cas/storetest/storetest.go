@@ -743,6 +743,16 @@ func testImages(t *testing.T, s *cas.Store) {
 	if err != nil || got.Parent != base || len(got.DiffIDs) != 2 || !got.Created.Equal(epoch) || got.Size != 5000 {
 		t.Errorf("image record %+v %v", got, err)
 	}
+	err = s.UpdateImage(ctx, childID, func(r *cas.ImageRecord) error {
+		r.RepoDigests = append(r.RepoDigests, "docker.io/library/x@"+digest.FromString("m").String())
+		return nil
+	})
+	if got, _ := s.Image(ctx, childID); err != nil || len(got.RepoDigests) != 1 || got.Parent != base {
+		t.Errorf("after update: %+v %v", got, err)
+	}
+	if err := s.UpdateImage(ctx, childID, func(r *cas.ImageRecord) error { r.DiffIDs = nil; return nil }); err == nil {
+		t.Error("update changed an image's layers")
+	}
 	if all, _ := s.Images(ctx); len(all) != 2 {
 		t.Errorf("%d images, want 2", len(all))
 	}

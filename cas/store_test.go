@@ -23,3 +23,7 @@ func TestStore(t *testing.T) { storetest.Run(t, newStore()) }
 
 // Nothing inline: every non-empty file goes through an object file.
 func TestStoreNoInline(t *testing.T) { storetest.Run(t, newStore(cas.WithInlineThreshold(0))) }
+
+// Reference counts spread over many small transactions, as for layers of
+// more files than one Badger transaction holds.
+func TestStoreSmallRefBatches(t *testing.T) { storetest.Run(t, newStore(cas.WithRefBatch(2))) }

@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *cas.Store) {
 		fn   func(t *testing.T, s *cas.Store)
 	}{
 		{"RoundTrip", testRoundTrip},
+		{"EmptyLayer", testEmptyLayer},
 		{"IngestExisting", testIngestExisting},
 		{"Dedup", testDedup},
 		{"RefcountGC", testRefcountGC},
@@ -315,6 +316,31 @@ func testRoundTrip(t *testing.T, s *cas.Store) {
 	}
 }
 
+// testEmptyLayer ingests the 1024 zero bytes of an empty tar, the layer
+// Dockerfile instructions without file changes leave in many images.
+func testEmptyLayer(t *testing.T, s *cas.Store) {
+	ctx := context.Background()
+	empty := make([]byte, 1024)
+	const want = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+	info := ingest(t, s, empty, cas.IngestOptions{DiffID: want})
+	if info.Files != 0 || info.Size != 1024 {
+		t.Errorf("empty layer: %+v", info)
+	}
+	if es, err := s.Entries(ctx, want); err != nil || len(es) != 0 {
+		t.Errorf("entries of the empty layer: %v %v", es, err)
+	}
+	if got := layerTar(t, s, want); !bytes.Equal(got, empty) {
+		t.Errorf("empty layer rebuilt as %d bytes", len(got))
+	}
+	img := putImage(t, s, "empty layers", want, want)
+	if err := s.DeleteImage(ctx, img); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Layer(ctx, want); !errors.Is(err, cas.ErrNotFound) {
+		t.Errorf("empty layer after its image went: %v", err)
+	}
+}
+
 func testIngestExisting(t *testing.T, s *cas.Store) {
 	raw := buildTar(t, []file{reg("a", random(10000))}, 0)
 	first := ingest(t, s, raw, cas.IngestOptions{})
@@ -431,6 +457,7 @@ func badInputs(t testing.TB) []struct {
 		{"hardlink out of the layer", bad(hardlink("h", "../../etc/shadow")), cas.IngestOptions{}, cas.ErrInvalidLayer},
 		{"hardlink to absolute path", bad(hardlink("h", "/etc/shadow")), cas.IngestOptions{}, cas.ErrInvalidLayer},
 		{"symlink climbing out", bad(dir("a/"), symlink("a/up", "../../etc")), cas.IngestOptions{}, cas.ErrInvalidLayer},
+		{"file over earlier entries", bad(reg("p/q", []byte("1")), reg("p", []byte("2"))), cas.IngestOptions{}, cas.ErrInvalidLayer},
 		{"duplicate entry", bad(reg("dup", []byte("1")), reg("dup", []byte("2"))), cas.IngestOptions{}, cas.ErrInvalidLayer},
 		{"duplicate after cleaning", bad(reg("d/x", []byte("1")), reg("d//./x", []byte("2"))), cas.IngestOptions{}, cas.ErrInvalidLayer},
 		{"whiteout and file", bad(reg(".wh.f", nil), reg("f", []byte("2"))), cas.IngestOptions{}, cas.ErrInvalidLayer},
@@ -715,6 +742,16 @@ func testImages(t *testing.T, s *cas.Store) {
 	got, err := s.Image(ctx, childID)
 	if err != nil || got.Parent != base || len(got.DiffIDs) != 2 || !got.Created.Equal(epoch) || got.Size != 5000 {
 		t.Errorf("image record %+v %v", got, err)
+	}
+	err = s.UpdateImage(ctx, childID, func(r *cas.ImageRecord) error {
+		r.RepoDigests = append(r.RepoDigests, "docker.io/library/x@"+digest.FromString("m").String())
+		return nil
+	})
+	if got, _ := s.Image(ctx, childID); err != nil || len(got.RepoDigests) != 1 || got.Parent != base {
+		t.Errorf("after update: %+v %v", got, err)
+	}
+	if err := s.UpdateImage(ctx, childID, func(r *cas.ImageRecord) error { r.DiffIDs = nil; return nil }); err == nil {
+		t.Error("update changed an image's layers")
 	}
 	if all, _ := s.Images(ctx); len(all) != 2 {
 		t.Errorf("%d images, want 2", len(all))

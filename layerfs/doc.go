@@ -103,5 +103,7 @@
 // daemonizes before it mounts. Likewise, code in the serving process must
 // not access the mount while holding a lock the file system's methods
 // take. Unmount never hangs on open files: it detaches the mount and aborts
-// the FUSE connection, and the open files then fail with ENOTCONN.
+// the FUSE connection; requests on the files left open then fail with
+// ENOTCONN (reads and writes of a passthrough file still reach its backing
+// file, which the kernel holds).
 package layerfs

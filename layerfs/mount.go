@@ -206,6 +206,14 @@ func (m *Server) Wait() { m.server.Wait() }
 // leaves the mount point busy. It syncs and closes the journal.
 func (m *Server) Unmount() error {
 	m.once.Do(func() {
+		var st unix.Stat_t
+		if unix.Stat(m.Dir, &st) == nil && st.Dev != m.dev {
+			// Unmounted from outside (umount, fusermount -u): the
+			// server is stopping by itself.
+			m.server.Wait()
+			m.unmnErr = m.fsys.journal.Close()
+			return
+		}
 		err := m.server.Unmount()
 		if err != nil {
 			// Busy: detach it, and abort the connection so that open

@@ -350,6 +350,11 @@ func TestBadInput(t *testing.T) {
 		if isMounted(t, mnt) {
 			t.Error("still mounted after Unmount")
 		}
+		// (reads and writes of a passthrough file still reach its backing
+		// file; a request to the server fails)
+		if _, err := unix.Fgetxattr(int(f.Fd()), "user.x", make([]byte, 8)); !errors.Is(err, unix.ENOTCONN) {
+			t.Errorf("getxattr on a file left open over Unmount: %v, want ENOTCONN", err)
+		}
 	})
 }
 
@@ -445,5 +450,23 @@ func TestFsyncFallocateStatfs(t *testing.T) {
 	must(t, unix.Statfs(m.upper, &ufs))
 	if sfs.Blocks != ufs.Blocks || sfs.Bsize != ufs.Bsize {
 		t.Errorf("statfs of the mount %d×%d, of the upper fs %d×%d", sfs.Blocks, sfs.Bsize, ufs.Blocks, ufs.Bsize)
+	}
+}
+
+// TestUnmountFromOutside: umount(8) by someone else ends Wait, and
+// Unmount afterwards is quiet.
+func TestUnmountFromOutside(t *testing.T) {
+	m := mountRW(t, layertest.Layer{reg("f", 0644, "f")})
+	must(t, os.WriteFile(m.p("g"), nil, 0644))
+	must(t, unix.Unmount(m.mnt, 0))
+	done := make(chan struct{})
+	go func() { m.srv.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Wait does not return after an outside unmount")
+	}
+	if err := m.srv.Unmount(); err != nil {
+		t.Errorf("Unmount after an outside unmount: %v", err)
 	}
 }

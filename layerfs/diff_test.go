@@ -250,4 +250,11 @@ func TestDifferentialKernelOverlay(t *testing.T) {
 	if len(changes) == 0 {
 		t.Error("journal recorded nothing")
 	}
+
+	// and the other way: layerfs over the upper dir kernel overlayfs wrote
+	if err := unix.Unmount(kmnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, l2 := layertest.MountT(t, layerfs.MountOptions{Lowers: srcs, UpperDir: ku, WorkDir: kw})
+	compareTrees(t, "layerfs over kernel upper", want, snapshot(t, l2))
 }

@@ -218,13 +218,23 @@ func (l *layerFS) resolve(ds nodeState, updir, name string) (childInfo, syscall.
 				return ci, 0
 			}
 			if ci.mode == unix.S_IFREG && xattrPresent(p, xattrMetacopy) {
-				if lc == nil || lc.e.Type != cas.TypeRegular {
+				data := lc
+				// kernel overlayfs (metacopy=on) renames a metacopy file
+				// with a redirect to where its data is
+				if r, err := getXattr(p, xattrRedirect); err == nil {
+					if rs := string(r); path.IsAbs(rs) {
+						data = l.t.lookupPath(rs)
+					} else {
+						data = ld.child(rs)
+					}
+				}
+				if data == nil || data.e.Type != cas.TypeRegular {
 					l.logf("layerfs: %s: metacopy file without lower data", p)
 					return ci, syscall.EIO
 				}
 				ci.st.metacopy = true
-				ci.st.lower = lc
-				ci.ino = lc.ino
+				ci.st.lower = data
+				ci.ino = data.ino
 				return ci, 0
 			}
 			ci.ino = upperIno(&ci.ust)

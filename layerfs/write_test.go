@@ -100,6 +100,9 @@ D /var/log
 	if got := changesString(j.Changes()); got != want {
 		t.Errorf("replayed changes:\n%s\nwant:\n%s", got, want)
 	}
+	if cs, err := layerfs.ReadJournal(filepath.Join(m.work, "fusebox.journal")); err != nil || changesString(cs) != want {
+		t.Errorf("ReadJournal: %v\n%s", err, changesString(cs))
+	}
 	// and a new mount of the same upper dir goes on with it
 	j.Close()
 	srv, mnt := layertest.MountT(t, layerfs.MountOptions{Lowers: m.srcs, UpperDir: m.upper, WorkDir: m.work})

@@ -107,6 +107,8 @@ type node struct {
 	ptLower bool
 	// tmp is the upper file of an O_TMPFILE node until it is linked.
 	tmp *os.File
+	// copying is closed when a data copy-up of the node in progress ends.
+	copying chan struct{}
 }
 
 type nodeState struct {
@@ -618,6 +620,11 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		}
 		fl := int(flags) &^ (syscall.O_CREAT | syscall.O_EXCL | syscall.O_NOCTTY)
 		f, err := os.OpenFile(n.upperPath(), fl|syscall.O_NOFOLLOW, 0)
+		if errors.Is(err, syscall.ENXIO) {
+			// a whiteout: the name was removed or renamed away
+			// between the kernel's lookup and this open
+			return nil, 0, syscall.ENOENT
+		}
 		if err != nil {
 			return nil, 0, fs.ToErrno(err)
 		}

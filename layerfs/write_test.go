@@ -473,3 +473,52 @@ func TestUnmountFromOutside(t *testing.T) {
 		t.Errorf("Unmount after an outside unmount: %v", err)
 	}
 }
+
+// TestCopyUpRaces: a long data copy-up lets other operations run; one of
+// them removing or renaming the file being copied leaves a consistent
+// tree.
+func TestCopyUpRaces(t *testing.T) {
+	big := strings.Repeat("b", 32<<20)
+	for _, other := range []string{"remove", "rename"} {
+		t.Run(other, func(t *testing.T) {
+			m := mountRW(t, layertest.Layer{reg("big", 0644, big), reg("small", 0644, "s")})
+			var wg sync.WaitGroup
+			var appendErr, otherErr error
+			wg.Add(2)
+			go func() { defer wg.Done(); appendErr = appendFile(m.p("big"), "!") }()
+			go func() {
+				defer wg.Done()
+				// unrelated work goes on meanwhile
+				for i := 0; i < 20; i++ {
+					os.Stat(m.p("small"))
+				}
+				if other == "remove" {
+					otherErr = os.Remove(m.p("big"))
+				} else {
+					otherErr = os.Rename(m.p("big"), m.p("moved"))
+				}
+			}()
+			wg.Wait()
+			if otherErr != nil {
+				t.Fatalf("%s: %v", other, otherErr)
+			}
+			if _, err := os.Lstat(m.p("big")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("big after %s: %v, want gone", other, err)
+			}
+			if other == "rename" {
+				b, err := os.ReadFile(m.p("moved"))
+				if err != nil || (len(b) != len(big) && len(b) != len(big)+1) {
+					t.Errorf("moved: %d bytes, %v", len(b), err)
+				}
+			}
+			if appendErr != nil && !errors.Is(appendErr, os.ErrNotExist) {
+				t.Errorf("append: %v", appendErr)
+			}
+			// what kernel overlayfs would see in the upper dir agrees
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(m.upper, "big"), &st); err != nil || !(st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0) {
+				t.Errorf("upper big after %s: want a whiteout (err %v, mode %#o)", other, err, st.Mode)
+			}
+		})
+	}
+}

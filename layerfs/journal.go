@@ -282,10 +282,8 @@ func (j *Journal) Changes() []Change {
 
 func (j *Journal) underDeleted(p string) bool {
 	for d := path.Dir(p); d != "/" && d != "."; d = path.Dir(d) {
-		if j.m[d] == ChangeDelete {
-			if _, ok := j.m[d]; ok {
-				return true
-			}
+		if k, ok := j.m[d]; ok && k == ChangeDelete {
+			return true
 		}
 	}
 	return false

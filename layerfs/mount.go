@@ -214,16 +214,26 @@ func (m *Server) Unmount() error {
 			m.unmnErr = m.fsys.journal.Close()
 			return
 		}
-		err := m.server.Unmount()
-		if err != nil {
+		// Unmount directly rather than through go-fuse, which retries
+		// with fusermount: a child started by the serving process is
+		// what the package doc warns about.
+		err := unix.Unmount(m.Dir, 0)
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.EBUSY):
 			// Busy: detach it, and abort the connection so that open
 			// files get ENOTCONN instead of keeping this server alive.
 			if derr := unix.Unmount(m.Dir, unix.MNT_DETACH); derr != nil {
-				m.unmnErr = fmt.Errorf("unmount %s: %w", m.Dir, err)
+				m.unmnErr = fmt.Errorf("unmount %s: %w", m.Dir, derr)
 				return
 			}
 			if aerr := abortConnection(m.dev); aerr != nil {
 				m.unmnErr = fmt.Errorf("unmount %s: %w", m.Dir, aerr)
+				return
+			}
+		default: // not root: the mount was made by fusermount
+			if serr := m.server.Unmount(); serr != nil {
+				m.unmnErr = fmt.Errorf("unmount %s: %w", m.Dir, serr)
 				return
 			}
 		}

@@ -1,9 +1,12 @@
 package commit
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -61,8 +64,17 @@ func Changes(in []layerfs.Change) ([]layerfs.Change, error) {
 	}
 	out := make([]layerfs.Change, 0, len(m))
 	for p, k := range m {
-		if underDeleted(m, p) {
-			continue
+		switch underOf(m, p) {
+		case layerfs.ChangeDelete:
+			continue // docker diff shows the deleted directory only
+		case layerfs.ChangeAdd:
+			// Nothing below an added directory existed in the image: a
+			// path changed there (in a directory renamed into place) is
+			// added, and one deleted there never was.
+			if k == layerfs.ChangeDelete {
+				continue
+			}
+			k = layerfs.ChangeAdd
 		}
 		out = append(out, layerfs.Change{Path: p, Kind: k})
 	}
@@ -70,13 +82,83 @@ func Changes(in []layerfs.Change) ([]layerfs.Change, error) {
 	return out, nil
 }
 
-func underDeleted(m map[string]layerfs.ChangeKind, p string) bool {
+// underOf is ChangeDelete when p lies under a deleted directory, ChangeAdd
+// when under an added one (and not a deleted one), else ChangeModify.
+func underOf(m map[string]layerfs.ChangeKind, p string) layerfs.ChangeKind {
+	res := layerfs.ChangeModify
 	for d := path.Dir(p); d != "/"; d = path.Dir(d) {
-		if k, ok := m[d]; ok && k == layerfs.ChangeDelete {
-			return true
+		switch m[d] {
+		case layerfs.ChangeDelete:
+			return layerfs.ChangeDelete
+		case layerfs.ChangeAdd:
+			res = layerfs.ChangeAdd
 		}
 	}
-	return false
+	return res
+}
+
+// Diff is what `docker diff` and GET /containers/{id}/changes show: the
+// normalised change list (see Changes) with the contents of added
+// directories listed as added, as Docker lists them. The journal records
+// a directory renamed into place as one added path; its subtree is read
+// from the merged view here, so the cost is the number of changes plus the
+// size of the added subtrees, never the size of the image.
+func Diff(ctx context.Context, m Mount) ([]layerfs.Change, error) {
+	changes, err := Changes(m.Changes)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(changes))
+	kinds := make(map[string]layerfs.ChangeKind, len(changes))
+	for _, c := range changes {
+		seen[c.Path] = true
+		kinds[c.Path] = c.Kind
+	}
+	var extra []layerfs.Change
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ents, err := os.ReadDir(filepath.Join(m.Merged, dir))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", dir, err)
+		}
+		for _, de := range ents {
+			p := path.Join(dir, de.Name())
+			if !seen[p] {
+				seen[p] = true
+				extra = append(extra, layerfs.Change{Path: p, Kind: layerfs.ChangeAdd})
+			}
+			if de.IsDir() {
+				if err := walk(p); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, c := range changes {
+		// Only the top of an added subtree is walked.
+		if c.Kind != layerfs.ChangeAdd || underOf(kinds, c.Path) == layerfs.ChangeAdd {
+			continue
+		}
+		fi, err := os.Lstat(filepath.Join(m.Merged, c.Path))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w: listed as added but not there", c.Path, ErrMountChanged)
+		}
+		if fi.IsDir() {
+			if err := walk(c.Path); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(extra) == 0 {
+		return changes, nil
+	}
+	changes = append(changes, extra...)
+	sort.Slice(changes, func(a, b int) bool { return changes[a].Path < changes[b].Path })
+	return changes, nil
 }
 
 // APIChanges is the list in the Engine API's form, the body of

@@ -69,7 +69,8 @@ const (
 
 type item struct {
 	kind itemKind
-	st   unix.Stat_t // itemFile: the merged view's lstat
+	st   unix.Stat_t // itemFile: its lstat
+	src  string      // itemFile: the upper dir's object, or else the merged view's
 }
 
 // layerPlan is the sorted list of tar entries a change list becomes.
@@ -98,11 +99,11 @@ func plan(ctx context.Context, m Mount) (*layerPlan, error) {
 				return nil, err
 			}
 		case layerfs.ChangeAdd, layerfs.ChangeModify:
-			st, err := p.stat(rel)
+			st, src, err := p.stat(rel)
 			if err != nil {
 				return nil, err
 			}
-			if err := p.add(rel, &item{kind: itemFile, st: st}); err != nil {
+			if err := p.add(rel, &item{kind: itemFile, st: st, src: src}); err != nil {
 				return nil, err
 			}
 			if st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -128,6 +129,7 @@ func plan(ctx context.Context, m Mount) (*layerPlan, error) {
 			return nil, fmt.Errorf("%w: %s: unknown kind %d", ErrBadChangeList, c.Path, c.Kind)
 		}
 	}
+	p.prune()
 	p.names = make([]string, 0, len(p.items))
 	for n := range p.items {
 		p.names = append(p.names, n)
@@ -151,15 +153,41 @@ func (p *layerPlan) add(name string, it *item) error {
 func (p *layerPlan) merged(rel string) string { return filepath.Join(p.m.Merged, rel) }
 func (p *layerPlan) upper(rel string) string  { return filepath.Join(p.m.Upper, rel) }
 
-func (p *layerPlan) stat(rel string) (unix.Stat_t, error) {
+// stat describes a path as the container sees it. An object of the upper
+// dir is what the merged view shows at its path (layerfs serves upper
+// objects' metadata as they are, a metacopy file included), so it is read
+// there: no round trip through the mount, and no attribute the kernel
+// cached before a copy-up changed it. Paths only the lower layers hold
+// are read through the merged view.
+func (p *layerPlan) stat(rel string) (unix.Stat_t, string, error) {
 	var st unix.Stat_t
-	if err := unix.Lstat(p.merged(rel), &st); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return st, fmt.Errorf("/%s: %w: listed as changed but not there", rel, ErrMountChanged)
+	if p.m.Upper != "" {
+		u := p.upper(rel)
+		if err := unix.Lstat(u, &st); err == nil && !(st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0) {
+			return st, u, nil
 		}
-		return st, fmt.Errorf("stat /%s: %w", rel, err)
 	}
-	return st, nil
+	m := p.merged(rel)
+	if err := unix.Lstat(m, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return st, "", fmt.Errorf("/%s: %w: listed as changed but not there", rel, ErrMountChanged)
+		}
+		return st, "", fmt.Errorf("stat /%s: %w", rel, err)
+	}
+	return st, m, nil
+}
+
+// prune drops what lies below a non-directory: the deletions recorded in a
+// directory that a file has since replaced.
+func (p *layerPlan) prune() {
+	for name := range p.items {
+		for d := path.Dir(name); d != "."; d = path.Dir(d) {
+			if it, ok := p.items[d]; ok && it.kind == itemFile && it.st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				delete(p.items, name)
+				break
+			}
+		}
+	}
 }
 
 // replacesBelow reports whether the upper directory at rel hides the lower
@@ -186,11 +214,11 @@ func (p *layerPlan) walk(ctx context.Context, rel string) error {
 			return err
 		}
 		child := path.Join(rel, de.Name())
-		st, err := p.stat(child)
+		st, src, err := p.stat(child)
 		if err != nil {
 			return err
 		}
-		if err := p.add(child, &item{kind: itemFile, st: st}); err != nil {
+		if err := p.add(child, &item{kind: itemFile, st: st, src: src}); err != nil {
 			return err
 		}
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
@@ -225,7 +253,7 @@ func WriteLayer(ctx context.Context, w io.Writer, m Mount) error {
 
 func (p *layerPlan) write(ctx context.Context, w io.Writer) error {
 	tw := tar.NewWriter(w)
-	links := map[uint64]string{} // merged inode → first name written
+	links := map[[2]uint64]string{} // (device, inode) → first name written
 	buf := make([]byte, 1<<20)
 	for _, name := range p.names {
 		if err := ctx.Err(); err != nil {
@@ -240,7 +268,7 @@ func (p *layerPlan) write(ctx context.Context, w io.Writer) error {
 			}
 			continue
 		}
-		hdr, err := p.header(name, &it.st)
+		hdr, err := p.header(name, it)
 		if err != nil {
 			return err
 		}
@@ -248,20 +276,21 @@ func (p *layerPlan) write(ctx context.Context, w io.Writer) error {
 			continue // a socket
 		}
 		if hdr.Typeflag != tar.TypeDir {
-			if first, ok := links[it.st.Ino]; ok {
+			key := [2]uint64{it.st.Dev, it.st.Ino}
+			if first, ok := links[key]; ok {
 				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
 				if err := tw.WriteHeader(hdr); err != nil {
 					return fmt.Errorf("write layer: %w", err)
 				}
 				continue
 			}
-			links[it.st.Ino] = name
+			links[key] = name
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return fmt.Errorf("write layer: %w", err)
 		}
 		if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
-			if err := p.copyData(tw, name, hdr.Size, buf); err != nil {
+			if err := p.copyData(tw, name, it.src, hdr.Size, buf); err != nil {
 				return err
 			}
 		}
@@ -272,8 +301,9 @@ func (p *layerPlan) write(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// header is the tar header of a merged-view path; nil for a socket.
-func (p *layerPlan) header(name string, st *unix.Stat_t) (*tar.Header, error) {
+// header is the tar header of a path; nil for a socket.
+func (p *layerPlan) header(name string, it *item) (*tar.Header, error) {
+	st := &it.st
 	hdr := &tar.Header{
 		Name:    name,
 		Mode:    int64(st.Mode & 07777),
@@ -281,7 +311,7 @@ func (p *layerPlan) header(name string, st *unix.Stat_t) (*tar.Header, error) {
 		Gid:     int(st.Gid),
 		ModTime: time.Unix(st.Mtim.Sec, 0),
 	}
-	full := p.merged(name)
+	full := it.src
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		hdr.Typeflag = tar.TypeDir
@@ -322,18 +352,14 @@ func (p *layerPlan) header(name string, st *unix.Stat_t) (*tar.Header, error) {
 	return hdr, nil
 }
 
-// copyData copies a regular file's size bytes into the tar, from the upper
-// dir when it holds them (not a metacopy file), else through the merged
-// view. A file that is shorter than its header said changed meanwhile.
-func (p *layerPlan) copyData(w io.Writer, name string, size int64, buf []byte) error {
-	src := p.merged(name)
-	if p.m.Upper != "" {
-		u := p.upper(name)
-		var st unix.Stat_t
-		if unix.Lstat(u, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == size {
-			if _, err := unix.Lgetxattr(u, xattrMetacopy, nil); err != nil {
-				src = u
-			}
+// copyData copies a regular file's size bytes into the tar from src, the
+// upper dir's file, unless that is a metacopy file (its bytes are still in
+// a lower layer): then through the merged view. A file shorter than its
+// header said changed meanwhile.
+func (p *layerPlan) copyData(w io.Writer, name, src string, size int64, buf []byte) error {
+	if src != p.merged(name) {
+		if _, err := unix.Lgetxattr(src, xattrMetacopy, nil); err == nil {
+			src = p.merged(name)
 		}
 	}
 	f, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
@@ -351,8 +377,8 @@ func (p *layerPlan) copyData(w io.Writer, name string, size int64, buf []byte) e
 	return nil
 }
 
-// xattrs lists a merged-view path's extended attributes (layerfs hides
-// overlayfs's own).
+// xattrs lists a path's extended attributes but overlayfs's and layerfs's
+// own bookkeeping (which the merged view hides too).
 func xattrs(p string) (map[string]string, error) {
 	sz, err := unix.Llistxattr(p, nil)
 	if err != nil {
@@ -371,7 +397,7 @@ func xattrs(p string) (map[string]string, error) {
 	}
 	out := map[string]string{}
 	for _, name := range strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00") {
-		if name == "" {
+		if name == "" || strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") || strings.HasPrefix(name, "trusted.fusebox.") {
 			continue
 		}
 		vsz, err := unix.Lgetxattr(p, name, nil)

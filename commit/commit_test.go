@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -63,6 +65,9 @@ var scenarios = []struct {
 		// A lower file with two names, changed: both names are copied
 		// up as one file.
 		must(t, os.Chmod(c.p("srv/data/a.txt"), 0640))
+		// A link to a lower file: the journal names only the new name,
+		// the layer must carry both.
+		must(t, os.Link(c.p("etc/passwd"), c.p("tmp/pw")))
 	}, ""},
 	{"symlinks-devices-xattrs", func(t *testing.T, c *ctr) {
 		must(t, os.Symlink("../etc/passwd", c.p("tmp/rel-link")))
@@ -340,4 +345,67 @@ func TestBadInput(t *testing.T) {
 
 func layerfsChange(p string, k uint8) layerfs.Change {
 	return layerfs.Change{Path: p, Kind: layerfs.ChangeKind(k)}
+}
+
+// TestIndependentUnpack saves a committed image with the image package,
+// converts it with skopeo to an OCI layout and unpacks it with umoci, which
+// applies the whiteouts itself: the root file system it makes is the
+// container's view.
+func TestIndependentUnpack(t *testing.T) {
+	for _, tool := range []string{"skopeo", "umoci"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (Debian package %s)", tool, tool)
+		}
+	}
+	ctx := context.Background()
+	s := openStore(t)
+	parent := loadImage(t, s, testdata.Busybox(t))
+	c := runCtr(t, s, parent)
+	// Every kind of change at once, on paths apart from each other.
+	must(t, os.WriteFile(c.p("tmp/hello.txt"), []byte("hello world\n"), 0644))
+	must(t, os.Remove(c.p(testdata.BusyboxIndex)))
+	must(t, os.RemoveAll(c.p("srv/replace")))
+	must(t, os.MkdirAll(c.p("srv/replace/again"), 0755))
+	must(t, os.Rename(c.p("srv/data"), c.p("srv/moved")))
+	must(t, os.Chmod(c.p("srv/keep.txt"), 0600))
+	must(t, os.Lchown(c.p("etc/motd"), 1000, 1000))
+	must(t, os.WriteFile(c.p("root/a"), []byte("linked"), 0644))
+	must(t, os.Link(c.p("root/a"), c.p("root/b")))
+	must(t, os.Symlink("../etc/passwd", c.p("root/pw")))
+	must(t, unix.Mkfifo(c.p("root/fifo"), 0600))
+	must(t, unix.Mknod(c.p("root/null"), unix.S_IFCHR|0666, int(unix.Mkdev(1, 3))))
+	must(t, unix.Lsetxattr(c.p("root/a"), "user.k", []byte("v"), 0))
+	must(t, os.RemoveAll(c.p("home/user")))
+	must(t, os.WriteFile(c.p("home/user"), []byte("a file now"), 0644))
+	res, err := commit.Commit(ctx, s, commit.Request{Parent: parent, Mount: c.mount(), Repo: "unpack-me"})
+	must(t, err)
+
+	raw, err := s.Blob(ctx, res.ID)
+	must(t, err)
+	rec, err := s.Image(ctx, res.ID)
+	must(t, err)
+	si := image.SaveImage{Config: raw, RepoTags: []string{res.Ref}}
+	for _, d := range rec.DiffIDs {
+		li, err := s.Layer(ctx, d)
+		must(t, err)
+		si.Layers = append(si.Layers, image.SaveLayer{DiffID: d, Size: li.Size, Open: func() (io.ReadCloser, error) { return s.LayerTar(ctx, d) }})
+	}
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "saved.tar")
+	f, err := os.Create(archive)
+	must(t, err)
+	must(t, image.SaveArchive(ctx, f, []image.SaveImage{si}))
+	must(t, f.Close())
+	run := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	run("skopeo", "inspect", "docker-archive:"+archive)
+	layout := filepath.Join(dir, "oci")
+	run("skopeo", "copy", "docker-archive:"+archive, "oci:"+layout+":committed")
+	bundle := filepath.Join(dir, "bundle")
+	run("umoci", "unpack", "--image", layout+":committed", bundle)
+	sameTree(t, "umoci's unpack", tree(t, c.root), tree(t, filepath.Join(bundle, "rootfs")))
 }

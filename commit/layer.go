@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -129,6 +130,9 @@ func plan(ctx context.Context, m Mount) (*layerPlan, error) {
 			return nil, fmt.Errorf("%w: %s: unknown kind %d", ErrBadChangeList, c.Path, c.Kind)
 		}
 	}
+	if err := p.findLinks(ctx); err != nil {
+		return nil, err
+	}
 	p.prune()
 	p.names = make([]string, 0, len(p.items))
 	for n := range p.items {
@@ -175,6 +179,75 @@ func (p *layerPlan) stat(rel string) (unix.Stat_t, string, error) {
 		return st, "", fmt.Errorf("stat /%s: %w", rel, err)
 	}
 	return st, m, nil
+}
+
+// findLinks adds the other names of upper files that have more names than
+// the change list shows. A link(2) to a lower file copies the file up and
+// journals only the new name, yet both names now share the upper file and
+// must share it in the layer too. Finding them takes a walk of the upper
+// dir (which holds only changed objects and their parents), and only when
+// such a file exists.
+func (p *layerPlan) findLinks(ctx context.Context) error {
+	if p.m.Upper == "" {
+		return nil
+	}
+	nlink := map[[2]uint64]uint64{}
+	seen := map[[2]uint64]uint64{}
+	for _, it := range p.items {
+		if it.kind == itemFile && it.st.Mode&unix.S_IFMT != unix.S_IFDIR && it.st.Nlink > 1 && strings.HasPrefix(it.src, p.m.Upper) {
+			k := [2]uint64{it.st.Dev, it.st.Ino}
+			nlink[k] = uint64(it.st.Nlink)
+			seen[k]++
+		}
+	}
+	short := false
+	for k, n := range nlink {
+		if seen[k] < n {
+			short = true
+		}
+	}
+	if !short {
+		return nil
+	}
+	return filepath.WalkDir(p.m.Upper, func(full string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if de.IsDir() {
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(full, &st); err != nil {
+			return err
+		}
+		k := [2]uint64{st.Dev, st.Ino}
+		if _, ok := nlink[k]; !ok {
+			return nil
+		}
+		rel, err := filepath.Rel(p.m.Upper, full)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if _, ok := p.items[rel]; ok {
+			return nil
+		}
+		p.items[rel] = &item{kind: itemFile, st: st, src: full}
+		for d := path.Dir(rel); d != "."; d = path.Dir(d) {
+			if _, ok := p.items[d]; ok {
+				break
+			}
+			dst, src, err := p.stat(d)
+			if err != nil {
+				return err
+			}
+			p.items[d] = &item{kind: itemFile, st: dst, src: src}
+		}
+		return nil
+	})
 }
 
 // prune drops what lies below a non-directory: the deletions recorded in a

@@ -488,6 +488,24 @@ func xattrs(p string) (map[string]string, error) {
 	return out, nil
 }
 
+// offer hands the store the upper dir's file of a regular-file entry, so
+// that it can reflink the bytes instead of writing them again. Files read
+// through the merged view (lower data, metacopy files) are not offered.
+func (p *layerPlan) offer(name string, size int64) *os.File {
+	it, ok := p.items[name]
+	if !ok || it.kind != itemFile || it.st.Size != size || it.src == p.merged(name) {
+		return nil
+	}
+	if _, err := unix.Lgetxattr(it.src, xattrMetacopy, nil); err == nil {
+		return nil
+	}
+	f, err := os.OpenFile(it.src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil
+	}
+	return f
+}
+
 // errIngestEnded is what the tar writer meets when the store stopped
 // reading first; the store's error is the one to report then.
 var errIngestEnded = errors.New("layer ingest ended")
@@ -506,6 +524,9 @@ func IngestLayer(ctx context.Context, store Ingester, m Mount, opts cas.IngestOp
 	p, err := plan(ctx, m)
 	if err != nil {
 		return cas.LayerInfo{}, fmt.Errorf("commit layer: %w", err)
+	}
+	if opts.Files == nil {
+		opts.Files = p.offer
 	}
 	pr, pw := io.Pipe()
 	werr := make(chan error, 1)

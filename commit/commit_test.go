@@ -49,14 +49,18 @@ var scenarios = []struct {
 		must(t, os.RemoveAll(c.p("srv/data")))
 		must(t, os.Mkdir(c.p("srv/data"), 0750))
 		must(t, os.WriteFile(c.p("srv/data/fresh.txt"), []byte("fresh"), 0644))
+		c.upperHas(t, "srv/data", "trusted.overlay.opaque")
 	}, "C /srv\nC /srv/data\nD /srv/data/a-hardlink.txt\nD /srv/data/a.txt\nD /srv/data/b.txt\nA /srv/data/fresh.txt\nD /srv/data/link-to-a\n"},
 	{"rename-lower-dir", func(t *testing.T, c *ctr) {
 		must(t, os.Rename(c.p("srv/data"), c.p("srv/moved")))
 		must(t, os.WriteFile(c.p("srv/moved/b.txt"), []byte("rewritten after the move"), 0644))
+		c.upperHas(t, "srv/moved", "trusted.overlay.redirect")
 	}, "C /srv\nD /srv/data\nA /srv/moved\nA /srv/moved/a-hardlink.txt\nA /srv/moved/a.txt\nA /srv/moved/b.txt\nA /srv/moved/link-to-a\n"},
 	{"chmod-chown-lower-file", func(t *testing.T, c *ctr) {
 		must(t, os.Chmod(c.p(testdata.BusyboxIndex), 0600))
 		must(t, os.Lchown(c.p("srv/keep.txt"), 1000, 1000))
+		c.upperHas(t, testdata.BusyboxIndex, "trusted.overlay.metacopy")
+		c.upperHas(t, "srv/keep.txt", "trusted.overlay.metacopy")
 	}, "C /srv\nC /srv/keep.txt\nC /var\nC /var/www\nC /var/www/index.html\n"},
 	{"hard-links", func(t *testing.T, c *ctr) {
 		must(t, os.WriteFile(c.p("tmp/a"), bytes.Repeat([]byte("L"), 10000), 0644))
@@ -408,4 +412,13 @@ func TestIndependentUnpack(t *testing.T) {
 	bundle := filepath.Join(dir, "bundle")
 	run("umoci", "unpack", "--image", layout+":committed", bundle)
 	sameTree(t, "umoci's unpack", tree(t, c.root), tree(t, filepath.Join(bundle, "rootfs")))
+}
+
+// upperHas checks that the upper dir holds rel with the overlayfs xattr
+// name, so that a scenario exercises the format it means to.
+func (c *ctr) upperHas(t *testing.T, rel, name string) {
+	t.Helper()
+	if _, err := unix.Lgetxattr(filepath.Join(c.upper, rel), name, nil); err != nil {
+		t.Fatalf("upper %s has no %s: %v", rel, name, err)
+	}
 }

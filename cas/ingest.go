@@ -44,6 +44,16 @@ type IngestOptions struct {
 	// Without a lease a layer no image references is collected by the next
 	// GC or Open.
 	Lease *Lease
+	// Files, when set, may offer the bytes of a regular-file entry (by
+	// its cleaned path and size) as an open file, which the store tries to
+	// reflink (FICLONE) into its object instead of writing the bytes again:
+	// a commit of a container's upper dir then costs no second copy on
+	// file systems that share extents (XFS, Btrfs). The store closes the
+	// file. It still hashes the bytes the tar carries and checks that the
+	// clone holds the same bytes, so a wrong or changing file is
+	// ErrDigestMismatch, never a corrupt object; where cloning is not
+	// possible the bytes are written as usual.
+	Files func(path string, size int64) *os.File
 }
 
 // LayerInfo describes a stored layer.
@@ -428,7 +438,7 @@ func (in *ingest) add(ctx context.Context, hdr *tar.Header, tr io.Reader, buf []
 		e.Linkname = t
 	case TypeRegular:
 		e.Size = hdr.Size
-		d, inline, err := in.store(ctx, tr, hdr.Size, buf)
+		d, inline, err := in.store(ctx, tr, e.Path, hdr.Size, buf)
 		if err != nil {
 			return fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
@@ -446,7 +456,7 @@ func (in *ingest) add(ctx context.Context, hdr *tar.Header, tr io.Reader, buf []
 }
 
 // store writes one file's content, size bytes from r, and holds it.
-func (in *ingest) store(ctx context.Context, r io.Reader, size int64, buf []byte) (digest.Digest, bool, error) {
+func (in *ingest) store(ctx context.Context, r io.Reader, name string, size int64, buf []byte) (digest.Digest, bool, error) {
 	s := in.s
 	if size <= s.inlineThreshold {
 		data := make([]byte, size)
@@ -472,6 +482,15 @@ func (in *ingest) store(ctx context.Context, r io.Reader, size int64, buf []byte
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // a no-op once renamed
+	if in.opts.Files != nil {
+		if d, ok, err := in.cloned(f, r, name, size, buf); ok || err != nil {
+			f.Close()
+			if err != nil {
+				return "", false, err
+			}
+			return in.place(tmp, d)
+		}
+	}
 	h := sha256.New()
 	n, err := io.CopyBuffer(io.MultiWriter(f, h), io.LimitReader(r, size), buf)
 	if err == nil && n != size {
@@ -483,17 +502,59 @@ func (in *ingest) store(ctx context.Context, r io.Reader, size int64, buf []byte
 	if err != nil {
 		return "", false, err
 	}
-	d := digest.NewDigest(digest.SHA256, h)
+	return in.place(tmp, digest.NewDigest(digest.SHA256, h))
+}
+
+// place moves a written temp file into place as object d and holds it.
+func (in *ingest) place(tmp string, d digest.Digest) (digest.Digest, bool, error) {
 	in.files = true
 	if in.holds(d) {
 		return d, false, nil
 	}
 	in.hold(d)
-	if err := s.placeObject(tmp, d); err != nil {
+	if err := in.s.placeObject(tmp, d); err != nil {
 		return "", false, err
 	}
 	in.created = append(in.created, d)
 	return d, false, nil
+}
+
+// cloned fills the temp file f with a reflink of the file opts.Files
+// offers for the entry, hashing the entry's bytes from the tar and the
+// clone's bytes, which must match. It reports false, with nothing read
+// from the tar, when there is no offer or the file system cannot clone.
+func (in *ingest) cloned(f *os.File, r io.Reader, name string, size int64, buf []byte) (digest.Digest, bool, error) {
+	src := in.opts.Files(name, size)
+	if src == nil {
+		return "", false, nil
+	}
+	err := unix.IoctlFileClone(int(f.Fd()), int(src.Fd()))
+	src.Close()
+	if err != nil {
+		return "", false, nil
+	}
+	th := sha256.New()
+	if n, err := io.CopyBuffer(th, io.LimitReader(r, size), buf); err != nil {
+		return "", false, err
+	} else if n != size {
+		return "", false, io.ErrUnexpectedEOF
+	}
+	ch := sha256.New()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", false, err
+	}
+	n, err := io.CopyBuffer(ch, f, buf)
+	if err != nil {
+		return "", false, err
+	}
+	d := digest.NewDigest(digest.SHA256, th)
+	if n != size || digest.NewDigest(digest.SHA256, ch) != d {
+		return "", false, fmt.Errorf("entry %q: the offered file does not hold the tar's bytes: %w", name, ErrDigestMismatch)
+	}
+	if err := f.Sync(); err != nil {
+		return "", false, err
+	}
+	return d, true, nil
 }
 
 func (in *ingest) holds(d digest.Digest) bool { return in.heldSet[d] }

@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *cas.Store) {
 		{"Blobs", testBlobs},
 		{"Buckets", testBuckets},
 		{"DiskUsage", testDiskUsage},
+		{"OfferedFiles", testOfferedFiles},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newStore(t)) })
@@ -911,5 +912,85 @@ func testDiskUsage(t *testing.T, s *cas.Store) {
 	}
 	if len(u.Images) != 2 || u.Images[0].Size != 210000 {
 		t.Errorf("image usage %+v", u.Images)
+	}
+}
+
+// testOfferedFiles: IngestOptions.Files offers an entry's bytes as a file
+// to clone. The store asks for every regular file it would write; a right
+// file gives the same layer as without it; a wrong one never becomes an
+// object: refused with ErrDigestMismatch where the file system clones,
+// ignored where it cannot.
+func testOfferedFiles(t *testing.T, s *cas.Store) {
+	ctx := context.Background()
+	// Next to the store, on its file system, so that a clone can work.
+	tmp, err := os.MkdirTemp(filepath.Dir(s.Root()), "offered-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	right, other := random(100000), random(100000)
+	rightFile, otherFile := filepath.Join(tmp, "right"), filepath.Join(tmp, "other")
+	if err := os.WriteFile(rightFile, right, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(otherFile, other, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	offer := func(file string, asked map[string]int64) func(string, int64) *os.File {
+		return func(p string, size int64) *os.File {
+			asked[p] = size
+			f, err := os.Open(file)
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			return f
+		}
+	}
+	content := func(d digest.Digest) []byte {
+		t.Helper()
+		rc, err := s.OpenContent(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+
+	raw := buildTar(t, []file{dir("d"), reg("d/big", right)}, 0)
+	asked := map[string]int64{}
+	info := ingest(t, s, raw, cas.IngestOptions{Files: offer(rightFile, asked)})
+	if s.InlineThreshold() < int64(len(right)) && asked["d/big"] != int64(len(right)) {
+		t.Errorf("the store asked for %v, want d/big of %d bytes", asked, len(right))
+	}
+	if got := layerTar(t, s, info.DiffID); !bytes.Equal(got, raw) {
+		t.Error("the layer tar differs from the one ingested")
+	}
+	if !bytes.Equal(content(digest.FromBytes(right)), right) {
+		t.Error("the stored content differs from the file's")
+	}
+	putImage(t, s, "offered", info.DiffID)
+
+	raw2 := buildTar(t, []file{reg("lie", random(100000))}, 0)
+	before := snap(t, s)
+	info2, err := s.IngestLayer(ctx, bytes.NewReader(raw2), cas.IngestOptions{Files: offer(otherFile, map[string]int64{})})
+	if err != nil {
+		if !errors.Is(err, cas.ErrDigestMismatch) {
+			t.Fatalf("wrong file offered: %v, want ErrDigestMismatch", err)
+		}
+		if d := before.diff(snap(t, s)); d != "" {
+			t.Errorf("a refused ingest changed the store:\n%s", d)
+		}
+		return
+	}
+	if got := layerTar(t, s, info2.DiffID); !bytes.Equal(got, raw2) {
+		t.Error("with a wrong file offered, the layer tar differs from the one ingested")
+	}
+	if _, err := s.Object(ctx, digest.FromBytes(other)); !errors.Is(err, cas.ErrNotFound) {
+		t.Errorf("the wrong file's bytes were stored: %v", err)
 	}
 }

@@ -70,7 +70,9 @@
 // is marked opaque; renaming a lower directory copies it up empty and
 // records trusted.overlay.redirect, so rename never fails with EXDEV.
 // Objects are built under a temporary name in WorkDir/work and renamed into
-// place. Locks (flock and POSIX) are left to the kernel, which keeps them
+// place. Changes of the tree's shape are serialized by one lock, which a
+// data copy-up lets go of while it copies, so a 1 GiB copy-up does not
+// stall lookups and other changes. Locks (flock and POSIX) are left to the kernel, which keeps them
 // per open file and per process, as for a local file system.
 //
 // An inode has one passthrough backing file at a time, and the kernel
@@ -103,5 +105,7 @@
 // daemonizes before it mounts. Likewise, code in the serving process must
 // not access the mount while holding a lock the file system's methods
 // take. Unmount never hangs on open files: it detaches the mount and aborts
-// the FUSE connection, and the open files then fail with ENOTCONN.
+// the FUSE connection; requests on the files left open then fail with
+// ENOTCONN (reads and writes of a passthrough file still reach its backing
+// file, which the kernel holds).
 package layerfs

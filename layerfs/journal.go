@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"sort"
@@ -66,44 +67,10 @@ func OpenJournal(file string) (*Journal, error) {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
 	j := &Journal{f: f, m: map[string]ChangeKind{}}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		if len(text) < 3 || text[1] != ' ' {
-			f.Close()
-			return nil, fmt.Errorf("journal %s line %d: %w", file, line, ErrBadJournal)
-		}
-		p := text[2:]
-		if strings.HasPrefix(p, `"`) {
-			if p, err = strconv.Unquote(p); err != nil {
-				f.Close()
-				return nil, fmt.Errorf("journal %s line %d: %w", file, line, ErrBadJournal)
-			}
-		}
-		if text[0] == 'U' {
-			j.dropUnder(p)
-			continue
-		}
-		var k ChangeKind
-		switch text[0] {
-		case 'A':
-			k = ChangeAdd
-		case 'C':
-			k = ChangeModify
-		case 'D':
-			k = ChangeDelete
-		default:
-			f.Close()
-			return nil, fmt.Errorf("journal %s line %d: %w", file, line, ErrBadJournal)
-		}
-		j.apply(p, k)
-	}
-	if err := sc.Err(); err != nil {
+	line, err := j.replay(f, file)
+	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("read journal: %w", err)
+		return nil, err
 	}
 	if line > 2*len(j.m)+1024 {
 		// Mostly history (files made and removed again): rewrite it
@@ -148,6 +115,65 @@ func (j *Journal) compact(file string) error {
 	j.f.Close()
 	j.f = f
 	return nil
+}
+
+// ReadJournal lists the changes of the journal at file without opening
+// it for writing: for a reader while a mount may still be appending (it
+// never compacts the file).
+func ReadJournal(file string) ([]Change, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("read journal: %w", err)
+	}
+	defer f.Close()
+	j := &Journal{m: map[string]ChangeKind{}}
+	if _, err := j.replay(f, file); err != nil {
+		return nil, err
+	}
+	return j.Changes(), nil
+}
+
+// replay applies the journal's lines and returns how many there were.
+// Each line is written with one write(2), so a crash leaves whole lines.
+func (j *Journal) replay(r io.Reader, file string) (int, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Text()
+		bad := fmt.Errorf("journal %s line %d: %w", file, line, ErrBadJournal)
+		if len(text) < 3 || text[1] != ' ' {
+			return line, bad
+		}
+		p := text[2:]
+		if strings.HasPrefix(p, `"`) {
+			var err error
+			if p, err = strconv.Unquote(p); err != nil {
+				return line, bad
+			}
+		}
+		if text[0] == 'U' {
+			j.dropUnder(p)
+			continue
+		}
+		var k ChangeKind
+		switch text[0] {
+		case 'A':
+			k = ChangeAdd
+		case 'C':
+			k = ChangeModify
+		case 'D':
+			k = ChangeDelete
+		default:
+			return line, bad
+		}
+		j.apply(p, k)
+	}
+	if err := sc.Err(); err != nil {
+		return line, fmt.Errorf("read journal: %w", err)
+	}
+	return line, nil
 }
 
 // record notes a change of p (absolute, cleaned). A nil journal records
@@ -256,10 +282,8 @@ func (j *Journal) Changes() []Change {
 
 func (j *Journal) underDeleted(p string) bool {
 	for d := path.Dir(p); d != "/" && d != "."; d = path.Dir(d) {
-		if j.m[d] == ChangeDelete {
-			if _, ok := j.m[d]; ok {
-				return true
-			}
+		if k, ok := j.m[d]; ok && k == ChangeDelete {
+			return true
 		}
 	}
 	return false

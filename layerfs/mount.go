@@ -206,16 +206,34 @@ func (m *Server) Wait() { m.server.Wait() }
 // leaves the mount point busy. It syncs and closes the journal.
 func (m *Server) Unmount() error {
 	m.once.Do(func() {
-		err := m.server.Unmount()
-		if err != nil {
+		var st unix.Stat_t
+		if unix.Stat(m.Dir, &st) == nil && st.Dev != m.dev {
+			// Unmounted from outside (umount, fusermount -u): the
+			// server is stopping by itself.
+			m.server.Wait()
+			m.unmnErr = m.fsys.journal.Close()
+			return
+		}
+		// Unmount directly rather than through go-fuse, which retries
+		// with fusermount: a child started by the serving process is
+		// what the package doc warns about.
+		err := unix.Unmount(m.Dir, 0)
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.EBUSY):
 			// Busy: detach it, and abort the connection so that open
 			// files get ENOTCONN instead of keeping this server alive.
 			if derr := unix.Unmount(m.Dir, unix.MNT_DETACH); derr != nil {
-				m.unmnErr = fmt.Errorf("unmount %s: %w", m.Dir, err)
+				m.unmnErr = fmt.Errorf("unmount %s: %w", m.Dir, derr)
 				return
 			}
 			if aerr := abortConnection(m.dev); aerr != nil {
 				m.unmnErr = fmt.Errorf("unmount %s: %w", m.Dir, aerr)
+				return
+			}
+		default: // not root: the mount was made by fusermount
+			if serr := m.server.Unmount(); serr != nil {
+				m.unmnErr = fmt.Errorf("unmount %s: %w", m.Dir, serr)
 				return
 			}
 		}

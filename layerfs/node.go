@@ -107,6 +107,8 @@ type node struct {
 	ptLower bool
 	// tmp is the upper file of an O_TMPFILE node until it is linked.
 	tmp *os.File
+	// copying is closed when a data copy-up of the node in progress ends.
+	copying chan struct{}
 }
 
 type nodeState struct {
@@ -218,13 +220,23 @@ func (l *layerFS) resolve(ds nodeState, updir, name string) (childInfo, syscall.
 				return ci, 0
 			}
 			if ci.mode == unix.S_IFREG && xattrPresent(p, xattrMetacopy) {
-				if lc == nil || lc.e.Type != cas.TypeRegular {
+				data := lc
+				// kernel overlayfs (metacopy=on) renames a metacopy file
+				// with a redirect to where its data is
+				if r, err := getXattr(p, xattrRedirect); err == nil {
+					if rs := string(r); path.IsAbs(rs) {
+						data = l.t.lookupPath(rs)
+					} else {
+						data = ld.child(rs)
+					}
+				}
+				if data == nil || data.e.Type != cas.TypeRegular {
 					l.logf("layerfs: %s: metacopy file without lower data", p)
 					return ci, syscall.EIO
 				}
 				ci.st.metacopy = true
-				ci.st.lower = lc
-				ci.ino = lc.ino
+				ci.st.lower = data
+				ci.ino = data.ino
 				return ci, 0
 			}
 			ci.ino = upperIno(&ci.ust)
@@ -608,6 +620,11 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		}
 		fl := int(flags) &^ (syscall.O_CREAT | syscall.O_EXCL | syscall.O_NOCTTY)
 		f, err := os.OpenFile(n.upperPath(), fl|syscall.O_NOFOLLOW, 0)
+		if errors.Is(err, syscall.ENXIO) {
+			// a whiteout: the name was removed or renamed away
+			// between the kernel's lookup and this open
+			return nil, 0, syscall.ENOENT
+		}
 		if err != nil {
 			return nil, 0, fs.ToErrno(err)
 		}

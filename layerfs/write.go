@@ -426,11 +426,45 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if errno := np.writableDir(ctx); errno != 0 {
 		return errno
 	}
-	src, errno := n.childNode(ctx, name)
-	if errno != 0 {
-		return errno
+	// Copy up first: a data copy-up lets go of l.mu for a while, so
+	// everything else is looked at afterwards, once the names still lead
+	// to copied-up nodes.
+	if _, derr := l.resolve(np.state(), np.upperPath(), newName); derr == 0 && flags&unix.RENAME_NOREPLACE != 0 {
+		return syscall.EEXIST
 	}
-	sci, _ := l.resolve(n.state(), n.upperPath(), name)
+	var src *node
+	for try := 0; ; try++ {
+		if try == 3 {
+			return syscall.EBUSY
+		}
+		s, errno := n.childNode(ctx, name)
+		if errno != 0 {
+			return errno
+		}
+		if errno := s.copyUpForRename(ctx); errno != 0 {
+			return errno
+		}
+		if flags&unix.RENAME_EXCHANGE != 0 {
+			d, errno := np.childNode(ctx, newName)
+			if errno != 0 {
+				return errno
+			}
+			if errno := d.copyUpForRename(ctx); errno != 0 {
+				return errno
+			}
+			if d2, _ := np.childNode(ctx, newName); d2 != d {
+				continue
+			}
+		}
+		if s2, _ := n.childNode(ctx, name); s2 == s && s.state().upper {
+			src = s
+			break
+		}
+	}
+	sci, serr := l.resolve(n.state(), n.upperPath(), name)
+	if serr != 0 {
+		return serr
+	}
 	dci, derr := l.resolve(np.state(), np.upperPath(), newName)
 	exists := derr == 0
 	if derr != 0 && derr != syscall.ENOENT {
@@ -447,12 +481,6 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		}
 		dst, errno := np.childNode(ctx, newName)
 		if errno != 0 {
-			return errno
-		}
-		if errno := src.copyUpForRename(ctx); errno != 0 {
-			return errno
-		}
-		if errno := dst.copyUpForRename(ctx); errno != 0 {
 			return errno
 		}
 		if err := unix.Renameat2(unix.AT_FDCWD, oldPath, unix.AT_FDCWD, newPath, unix.RENAME_EXCHANGE); err != nil {
@@ -499,9 +527,6 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 				}
 			}
 		}
-	}
-	if errno := src.copyUpForRename(ctx); errno != 0 {
-		return errno
 	}
 	if sci.mode == unix.S_IFDIR {
 		// rename(2) cannot put a directory over a whiteout.

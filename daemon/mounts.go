@@ -224,7 +224,7 @@ func (d *Daemon) mount(ctx context.Context, spec MountSpec, host, owned bool, na
 	mm.mu.Lock()
 	if _, busy := mm.byDir[target]; busy {
 		mm.mu.Unlock()
-		return nil, Conflictf("mount point %s is busy: %w", target, layerfs.ErrBusy)
+		return nil, errBusy(target)
 	}
 	mm.byDir[target] = nil // reserved while the mount is made
 	mm.mu.Unlock()
@@ -289,7 +289,7 @@ func (d *Daemon) doMount(ctx context.Context, spec MountSpec, target string) (*I
 	if err != nil {
 		lease.Release(context.WithoutCancel(ctx))
 		if errors.Is(err, layerfs.ErrBusy) {
-			return nil, Conflictf("mount point %s is busy: %w", target, layerfs.ErrBusy)
+			return nil, errBusy(target)
 		}
 		return nil, fmt.Errorf("mount %s: %w", shortID(rec.ID.String()), err)
 	}
@@ -308,6 +308,12 @@ func chainKeyOf(ds []digest.Digest) string {
 		b.WriteByte(' ')
 	}
 	return b.String()
+}
+
+// errBusy is the 409 for a mount point that is already one; it matches
+// layerfs.ErrBusy.
+func errBusy(target string) error {
+	return &classedError{msg: fmt.Sprintf("mount point %s is busy", target), class: ErrConflict, cause: layerfs.ErrBusy}
 }
 
 // ReadOnly reports whether the mount has no writable layer.

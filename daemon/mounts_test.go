@@ -514,3 +514,48 @@ func (s *syncBuf) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestStaleMountsCleaned: a mount a dead daemon left from this root is
+// unmounted when a new daemon starts on the root; a mount of another root
+// is left alone.
+func TestStaleMountsCleaned(t *testing.T) {
+	skipMounts(t)
+	root := t.TempDir()
+	lower := t.TempDir()
+	if err := os.WriteFile(filepath.Join(lower, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := layerfs.NewDirSource(lower)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mount := func(fsName string) (string, *layerfs.Server) {
+		dir := filepath.Join(t.TempDir(), "a dir with spaces")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		srv, err := layerfs.Mount(context.Background(), dir, layerfs.MountOptions{Lowers: []layerfs.Source{src}, FsName: fsName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir, srv
+	}
+	stale, staleSrv := mount("fusebox@" + root)
+	other, otherSrv := mount("fusebox@/some/other/root")
+	defer otherSrv.Unmount()
+	d, _, _ := runDaemon(t, root)
+	_ = d
+	if ok, _ := isMountedAt(stale); ok {
+		t.Error("the stale mount of this root is still mounted")
+	}
+	waited := make(chan struct{})
+	go func() { staleSrv.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		t.Error("the stale mount's server never saw the unmount")
+	}
+	if ok, _ := isMountedAt(other); !ok {
+		t.Error("another root's mount was unmounted")
+	}
+}

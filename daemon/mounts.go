@@ -272,7 +272,9 @@ func (d *Daemon) doMount(ctx context.Context, spec MountSpec, target string) (*I
 	opts := layerfs.MountOptions{
 		Lowers: chain,
 		FsName: d.fsName(),
-		Logger: slog.NewLogLogger(d.log.Handler(), slog.LevelError),
+		// layerfs's and go-fuse's diagnostics; a corrupt object is
+		// logged as an error by the CASLayers itself.
+		Logger: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}
 	if spec.StateDir != "" {
 		im.Upper, im.Work = filepath.Join(spec.StateDir, "upper"), filepath.Join(spec.StateDir, "work")

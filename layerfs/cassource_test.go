@@ -177,3 +177,29 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestCASSourceOpenCancelled: a FUSE request's context is cancelled by any
+// signal to the reader (Go's preemption signals too); an open must not
+// fail for that while the object is checked.
+func TestCASSourceOpenCancelled(t *testing.T) {
+	st, lease := casStore(t, cas.WithInlineThreshold(0))
+	data := bytes.Repeat([]byte("y"), 1<<20)
+	d := ingest(t, st, lease, layertest.Layer{{Path: "f", Type: cas.TypeRegular, Mode: 0644, Data: data}})
+	src := layerfs.NewCASSource(st, d)
+	ctx, cancel := context.WithCancel(context.Background())
+	es, err := src.Entries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	for i := range es {
+		if es[i].Type != cas.TypeRegular {
+			continue
+		}
+		c, err := src.Open(ctx, &es[i])
+		if err != nil || c.File == nil {
+			t.Fatalf("open with a cancelled context: %+v, %v", c, err)
+		}
+		c.File.Close()
+	}
+}

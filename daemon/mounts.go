@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -65,8 +66,9 @@ type ImageMount struct {
 	host, owned bool
 	name        string // the image as the user named it (API mounts)
 
-	once sync.Once
-	err  error
+	once       sync.Once
+	unmounting atomic.Bool
+	err        error
 }
 
 // mountManager keeps the daemon's mounts by target.
@@ -228,12 +230,11 @@ func (d *Daemon) mount(ctx context.Context, spec MountSpec, host, owned bool, na
 	}
 	mm.byDir[target] = nil // reserved while the mount is made
 	mm.mu.Unlock()
-	im, err := d.doMount(ctx, spec, target)
+	im, err := d.doMount(ctx, spec, target, host, owned, name)
 	mm.mu.Lock()
 	if err != nil {
 		delete(mm.byDir, target)
-	} else {
-		im.host, im.owned, im.name = host, owned, name
+	} else if _, ok := mm.byDir[target]; ok {
 		mm.byDir[target] = im
 	}
 	mm.mu.Unlock()
@@ -244,7 +245,7 @@ func (d *Daemon) mount(ctx context.Context, spec MountSpec, host, owned bool, na
 	return im, nil
 }
 
-func (d *Daemon) doMount(ctx context.Context, spec MountSpec, target string) (*ImageMount, error) {
+func (d *Daemon) doMount(ctx context.Context, spec MountSpec, target string, host, owned bool, name string) (*ImageMount, error) {
 	rec, err := d.store.Image(ctx, spec.Image)
 	if errors.Is(err, cas.ErrNotFound) {
 		return nil, errNoSuchImage(spec.Image.String())
@@ -267,7 +268,8 @@ func (d *Daemon) doMount(ctx context.Context, spec MountSpec, target string) (*I
 		}
 		return nil, err
 	}
-	im := &ImageMount{Target: target, Image: rec.ID, StateDir: spec.StateDir, Created: time.Now(), d: d, lease: lease}
+	im := &ImageMount{Target: target, Image: rec.ID, StateDir: spec.StateDir, Created: time.Now(), d: d, lease: lease,
+		host: host, owned: owned, name: name}
 	chain := d.mounts.layers.Chain(rec.DiffIDs)
 	opts := layerfs.MountOptions{
 		Lowers: chain,
@@ -296,6 +298,7 @@ func (d *Daemon) doMount(ctx context.Context, spec MountSpec, target string) (*I
 		return nil, fmt.Errorf("mount %s: %w", shortID(rec.ID.String()), err)
 	}
 	im.srv = srv
+	go im.watch()
 	key := chainKeyOf(rec.DiffIDs)
 	d.mounts.mu.Lock()
 	d.mounts.chains[key] = chain
@@ -341,34 +344,52 @@ func (m *ImageMount) Changes() ([]layerfs.Change, error) {
 // idempotent; the upper dir, work dir and journal stay (except the scratch
 // state of a `fusebox mount --rw` the daemon made itself).
 func (m *ImageMount) Unmount() error {
-	m.once.Do(func() {
-		var errs []error
-		if err := m.srv.Unmount(); err != nil {
-			errs = append(errs, err)
-		}
-		ctx := context.Background()
-		if err := m.lease.Release(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("release layers: %w", err))
-		}
-		if m.owned {
-			if err := os.RemoveAll(m.StateDir); err != nil {
-				errs = append(errs, fmt.Errorf("remove mount state: %w", err))
-			}
-		}
-		mm := m.d.mounts
-		mm.mu.Lock()
-		if mm.byDir[m.Target] == m {
-			delete(mm.byDir, m.Target)
-		}
-		mm.mu.Unlock()
-		m.err = errors.Join(errs...)
-		if m.err != nil {
-			m.d.log.Warn("unmount", "target", m.Target, "err", m.err)
-		} else {
-			m.d.log.Info("unmounted image", "image", m.Image, "target", m.Target)
-		}
-	})
+	m.unmounting.Store(true)
+	m.once.Do(func() { m.release(m.srv.Unmount()) })
 	return m.err
+}
+
+// watch notices a mount unmounted behind the daemon's back (umount DIR
+// run by hand) and lets go of its layers and record.
+func (m *ImageMount) watch() {
+	m.srv.Wait()
+	if m.unmounting.Load() {
+		return
+	}
+	m.once.Do(func() {
+		m.d.log.Info("mount unmounted from outside", "target", m.Target)
+		m.release(m.srv.Journal().Close())
+	})
+}
+
+// release ends a mount whose file system is no longer served: its layers,
+// its scratch state, its record. err is how the serving ended.
+func (m *ImageMount) release(err error) {
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	ctx := context.Background()
+	if err := m.lease.Release(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("release layers: %w", err))
+	}
+	if m.owned {
+		if err := os.RemoveAll(m.StateDir); err != nil {
+			errs = append(errs, fmt.Errorf("remove mount state: %w", err))
+		}
+	}
+	mm := m.d.mounts
+	mm.mu.Lock()
+	if mm.byDir[m.Target] == m {
+		delete(mm.byDir, m.Target)
+	}
+	mm.mu.Unlock()
+	m.err = errors.Join(errs...)
+	if m.err != nil {
+		m.d.log.Warn("unmount", "target", m.Target, "err", m.err)
+	} else {
+		m.d.log.Info("unmounted image", "image", m.Image, "target", m.Target)
+	}
 }
 
 // Mounts lists the daemon's mounts, sorted by target.

@@ -559,3 +559,27 @@ func TestStaleMountsCleaned(t *testing.T) {
 		t.Error("another root's mount was unmounted")
 	}
 }
+
+// TestMountUnmountedOutside: `umount DIR` by hand ends the mount in the
+// daemon too: the record goes and the image can be removed.
+func TestMountUnmountedOutside(t *testing.T) {
+	skipMounts(t)
+	d, host, _ := runDaemon(t, t.TempDir())
+	id := loadBusybox(t, host)
+	m := mountT(t, d, MountSpec{Image: id, Target: t.TempDir(), StateDir: t.TempDir()})
+	if err := unix.Unmount(m.Target, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; len(d.Mounts()) > 0; i++ {
+		if i > 500 {
+			t.Fatal("the daemon still lists a mount unmounted from outside")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := d.RemoveImage(context.Background(), "busybox", false); err != nil {
+		t.Errorf("rmi after the mount went: %v", err)
+	}
+	if err := m.Unmount(); err != nil {
+		t.Errorf("Unmount after an outside unmount: %v", err)
+	}
+}

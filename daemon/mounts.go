@@ -88,9 +88,15 @@ func (d *Daemon) openMounts(ctx context.Context) error {
 		byDir:  map[string]*ImageMount{},
 		chains: map[string][]layerfs.Source{},
 	}
-	stale, err := staleMounts(d.fsName())
-	if err != nil {
-		return fmt.Errorf("find stale mounts: %w", err)
+	var stale []string
+	if name := d.fsName(); name != "fusebox" {
+		var err error
+		if stale, err = staleMounts(name); err != nil {
+			return fmt.Errorf("find stale mounts: %w", err)
+		}
+	} else {
+		// Mounts of this root cannot be told from anyone else's.
+		d.log.Warn("root path cannot name its mounts; stale mounts are not cleaned at start", "root", d.root)
 	}
 	for _, dir := range stale {
 		// The serving process is gone, so the mount answers ENOTCONN:
@@ -114,14 +120,14 @@ func (d *Daemon) openMounts(ctx context.Context) error {
 // it names the root, so that a restarted daemon finds the mounts its dead
 // predecessor left wherever they are, and no other daemon's.
 func (d *Daemon) fsName() string {
-	if strings.ContainsAny(d.root, ", \t\n\\") {
-		return "fusebox" // not expressible as a mount option; only the type is checked then
+	if strings.ContainsAny(d.root, ",\n") {
+		return "fusebox" // not expressible as a mount option
 	}
 	return "fusebox@" + d.root
 }
 
 // staleMounts lists the mount points of type fuse.fusebox whose source is
-// fsName, or, for the plain name, that lie under the root named by it.
+// fsName.
 func staleMounts(fsName string) ([]string, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {

@@ -72,6 +72,7 @@ type Daemon struct {
 	router  *Router
 	started time.Time
 	store   *cas.Store
+	mounts  *mountManager
 	// containers is every container, with the event bus (containers.go).
 	containers *containerSet
 

@@ -11,8 +11,13 @@
 // memory. DirSource reads a plain directory in overlayfs's format (0/0
 // character-device whiteouts, trusted.overlay.opaque or
 // user.overlay.opaque set to "y", and the tar names ".wh.NAME" and
-// ".wh..wh..opq"); a CAS-backed source is a thin adapter over the store's
-// file index. The caller passes the sources to Mount:
+// ".wh..wh..opq"); CASSource is a thin adapter over a cas.Store's file
+// index, handed out by a CASLayers (one per store) so that each layer's
+// index is read once and shared by every image and mount that holds the
+// layer. A CASSource opens object files read-only, for passthrough, and
+// checks each object's digest on its first open (one sequential read of
+// the file, once per process); a corrupt object is EIO and a log line,
+// never wrong bytes. The caller passes the sources to Mount:
 //
 //	srv, err := layerfs.Mount(ctx, dir, layerfs.MountOptions{
 //		Lowers:   []layerfs.Source{top, base},
@@ -20,6 +25,9 @@
 //	})
 //	...
 //	defer srv.Unmount()
+//
+// NewRawFS builds the same file system without mounting it, for
+// benchmarks of the request path without the kernel.
 //
 // # The merged view and what is cached
 //

@@ -396,6 +396,9 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 				return fs.ToErrno(err)
 			}
 			out.FromStat(sysStat(&st))
+			// The node's number, not the upper file's: they differ
+			// for upper-only and copied-up files (see the package doc).
+			out.Ino = n.StableAttr().Ino
 			out.SetTimeout(n.fsys.upperTimeout)
 			return 0
 		}
@@ -411,7 +414,9 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 	if out.Mode&unix.S_IFMT != n.StableAttr().Mode&unix.S_IFMT {
 		return syscall.EIO // the path leads to another object now
 	}
-
+	if n.StableAttr().Ino > 1 {
+		out.Ino = n.StableAttr().Ino
+	}
 	out.SetTimeout(n.fsys.timeout(s))
 	return 0
 }

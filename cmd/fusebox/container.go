@@ -30,7 +30,8 @@ func newContainerCmd() *cobra.Command {
 		inspectCmd("inspect [OPTIONS] CONTAINER [CONTAINER...]", "container"),
 		newRunCmd(), newCreateCmd(), newStartCmd(), newStopCmd(), newRestartCmd(), newKillCmd(),
 		newPauseCmd(), newUnpauseCmd(), newWaitCmd(), newTopCmd(), newLogsCmd(), newAttachCmd(),
-		newExecCmd(), newRenameCmd(), newStatsCmd())
+		newExecCmd(), newRenameCmd(), newStatsCmd(),
+		newDiffCmd(), newCommitCmd(), newExportCmd(), newCpCmd())
 	return cmd
 }
 

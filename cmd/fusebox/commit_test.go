@@ -147,12 +147,15 @@ func TestCommitLowerChanges(t *testing.T) {
 	if out := e.ok("run", "--rm", "gen:1", "sh", "-c", check); out != "600\nonly\n1\n" {
 		t.Errorf("gen:1 sees %q", out)
 	}
-	e.ok("run", "--name", "g2", "gen:1", "sh", "-c", "echo two > /srv/two && chmod 644 /etc/group")
+	// A renamed lower directory, a hard link and a symlink.
+	e.ok("run", "--name", "g2", "gen:1", "sh", "-c", "echo two > /srv/two && chmod 644 /etc/group && mv /var/www /var/moved && ln /srv/two /srv/two.hard && ln -s two /srv/two.sym")
 	e.ok("commit", "--change", "ENV GEN=2", "g2", "gen:2")
 	e.ok("run", "--name", "g3", "gen:2", "sh", "-c", "rm /srv/only")
 	e.ok("commit", "--change", "ENV GEN=3", "g3", "gen:3")
-	if out := e.ok("run", "--rm", "gen:3", "sh", "-c", `stat -c %a /etc/group; ls /srv; echo $GEN; test ! -e /etc/passwd && echo gone`); out != "644\ntwo\n3\ngone\n" {
-		t.Errorf("gen:3 sees %q", out)
+	check = `stat -c %a /etc/group; ls /srv; echo $GEN; test ! -e /etc/passwd && echo gone; test ! -e /var/www && cat /var/moved/index.html; stat -c %h /srv/two.hard; readlink /srv/two.sym`
+	want := "644\ntwo\ntwo.hard\ntwo.sym\n3\ngone\n" + testdata.BusyboxIndexContent + "2\ntwo\n"
+	if out := e.ok("run", "--rm", "gen:3", "sh", "-c", check); out != want {
+		t.Errorf("gen:3 sees %q, want %q", out, want)
 	}
 	if out := e.ok("history", "-q", "gen:3"); len(strings.Fields(out)) < 6 {
 		t.Errorf("history of three generations: %q", out)
@@ -338,4 +341,47 @@ func storeFiles(t *testing.T, root string) []string {
 	})
 	slices.Sort(out)
 	return out
+}
+
+// TestDockerCp is docker cp and docker export (the docker CLI's own
+// stat-then-copy logic) on a fusebox container, stopped and running.
+func TestDockerCp(t *testing.T) {
+	requireDocker(t)
+	e, _ := changesEnv(t)
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "in.txt"), []byte("in\n"), 0o644)
+	e.dockerOK("create", "--name", "dc", "busybox", "cat", "/tmp/in.txt")
+	e.dockerOK("cp", filepath.Join(host, "in.txt"), "dc:/tmp/")
+	if out := e.dockerOK("diff", "dc"); out != "C /tmp\nA /tmp/in.txt\n" {
+		t.Errorf("docker diff after docker cp: %q", out)
+	}
+	if out := e.dockerOK("start", "-a", "dc"); out != "in\n" {
+		t.Errorf("the container reads %q", out)
+	}
+	e.dockerOK("cp", "dc:/tmp/in.txt", filepath.Join(host, "out.txt"))
+	if got, _ := os.ReadFile(filepath.Join(host, "out.txt")); string(got) != "in\n" {
+		t.Errorf("docker cp out: %q", got)
+	}
+	e.dockerOK("cp", "dc:/etc", filepath.Join(host, "etc"))
+	if _, err := os.Stat(filepath.Join(host, "etc/group")); err != nil {
+		t.Errorf("docker cp of a dir: %v", err)
+	}
+	_, errOut, code := e.docker("cp", "dc:/nope", host)
+	if code != 1 || !strings.Contains(errOut, "Could not find the file /nope in container dc") {
+		t.Errorf("docker cp of a missing path: %d %q", code, errOut)
+	}
+	names, files, _ := tarNames(t, []byte(e.dockerOK("export", "dc")))
+	if files["tmp/in.txt"] != "in\n" || !slices.Contains(names, "bin/sh") {
+		t.Errorf("docker export: %d names, tmp/in.txt %q", len(names), files["tmp/in.txt"])
+	}
+	e.dockerOK("run", "-d", "--name", "dlive", "busybox", "sleep", "60")
+	e.dockerOK("cp", filepath.Join(host, "in.txt"), "dlive:/in.txt")
+	if out := e.dockerOK("exec", "dlive", "cat", "/in.txt"); out != "in\n" {
+		t.Errorf("docker cp into a running container: %q", out)
+	}
+	e.dockerOK("commit", "-p=false", "dlive", "dlive:1")
+	if out := e.dockerOK("run", "--rm", "dlive:1", "cat", "/in.txt"); out != "in\n" {
+		t.Errorf("commit --pause=false: %q", out)
+	}
+	e.dockerOK("rm", "-f", "dlive")
 }

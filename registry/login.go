@@ -55,4 +55,3 @@ func loginError(host string, err error) error {
 	err = classifyTransportErr(host, err)
 	return fmt.Errorf("login to %s: %w", host, err)
 }
-

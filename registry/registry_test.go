@@ -1,8 +1,8 @@
 package registry_test
 
 import (
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"maps"
@@ -276,7 +276,9 @@ func TestPushRoundTrip(t *testing.T) {
 	if !slices.Equal(diffIDs, img.DiffIDs) {
 		t.Errorf("skopeo sees diff_ids %v, want %v", diffIDs, img.DiffIDs)
 	}
-	var m struct{ Config struct{ Digest digest.Digest } }
+	var m struct {
+		Config struct{ Digest digest.Digest }
+	}
 	raw := registrytest.Skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+name)
 	if err := json.Unmarshal([]byte(raw), &m); err != nil || m.Config.Digest != img.ID || digest.FromString(raw) != res.Digest {
 		t.Errorf("registry manifest: config %s (want %s), digest %s (want %s), %v", m.Config.Digest, img.ID, digest.FromString(raw), res.Digest, err)
@@ -513,4 +515,3 @@ func TestConfig(t *testing.T) {
 		t.Error("bad auth header accepted")
 	}
 }
-

@@ -158,7 +158,6 @@ func pullOne(ctx context.Context, store *cas.Store, s *session, ref reference.Na
 	} else if t, ok := ref.(reference.Tagged); ok {
 		tagOrDigest = t.Tag()
 	}
-	report(Event{ID: tagOrDigest, Status: "Pulling from " + reference.Path(ref)})
 	refDigest, m, _, err := s.resolve(ctx, tagOrDigest, platform)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -166,6 +165,9 @@ func pullOne(ctx context.Context, store *cas.Store, s *session, ref reference.Na
 		}
 		return p, err
 	}
+	// After the manifest, as Docker does: until then a failure is an error
+	// of the request, not of a stream.
+	report(Event{ID: tagOrDigest, Status: "Pulling from " + reference.Path(ref)})
 	p.Digest = refDigest
 	cfgBytes, err := s.getBlob(ctx, m.Config)
 	if err != nil {

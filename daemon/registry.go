@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -148,6 +149,10 @@ func (d *Daemon) imagePull(w http.ResponseWriter, r *http.Request) error {
 	pulled, err := registry.Pull(r.Context(), d.store, ref, registry.PullOptions{
 		Config: cfg, Auth: auth, Platform: platform, AllTags: all, Progress: lp.report,
 	})
+	if errors.Is(err, registry.ErrUnauthorized) {
+		// As Docker: a 401 would make the docker CLI prompt for a login.
+		err = NotFoundf("pull access denied for %s, repository does not exist or may require 'login': %v", reference.FamiliarName(ref), err)
+	}
 	if err != nil {
 		d.log.Error("pull failed", "ref", ref.String(), "err", err)
 		return lp.finish(err)
@@ -295,6 +300,10 @@ func (d *Daemon) imageSearch(w http.ResponseWriter, r *http.Request) error {
 	}
 	opts.Config, opts.Auth = cfg, auth
 	res, err := registry.Search(r.Context(), term, opts)
+	if errors.Is(err, registry.ErrUnauthorized) {
+		// Not 401, on which the docker CLI would prompt for a login.
+		return fmt.Errorf("%v", err)
+	}
 	if err != nil {
 		return err
 	}

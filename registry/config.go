@@ -215,3 +215,12 @@ func NormalizeServer(s string) string {
 	}
 	return strings.TrimSuffix(s, "/")
 }
+
+// SearchServerKey is the config.json key of the registry a search term
+// goes to (see Search): its host when it names one, else IndexServer.
+func SearchServerKey(term string) string {
+	if first, _, ok := strings.Cut(term, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return first
+	}
+	return IndexServer
+}

@@ -221,7 +221,7 @@ func pullOne(ctx context.Context, store *cas.Store, s *session, ref reference.Na
 			return p, err
 		}
 	}
-	rememberBlobs(ctx, store, m.Layers, cfg.RootFS.DiffIDs)
+	rememberBlobs(ctx, store, m.Layers, cfg.RootFS.DiffIDs, s.repo.Name())
 	if _, ok := ref.(reference.Digested); ok {
 		p.Updated = !haveImage
 	} else {

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -135,15 +137,31 @@ func pushLayer(ctx context.Context, store *cas.Store, s *session, diffID digest.
 	id := shortID(diffID)
 	// A blob this layer is known by (pulled or pushed before) that the
 	// registry already has: nothing to compress.
+	// Or that another repository of the same registry has: mount it
+	// from there, as Docker does.
 	for _, known := range knownBlobs(ctx, store, diffID) {
 		if known.MediaType != MediaTypeDockerLayerGzip && known.MediaType != ocispec.MediaTypeImageLayerGzip {
 			continue
 		}
+		desc := known.descriptor()
+		desc.MediaType = MediaTypeDockerLayerGzip
 		if ok, err := s.hasBlob(ctx, known.Digest); err != nil {
 			return ocispec.Descriptor{}, err
 		} else if ok {
 			report(Event{ID: id, Status: "Layer already exists"})
-			return ocispec.Descriptor{MediaType: MediaTypeDockerLayerGzip, Digest: known.Digest, Size: known.Size}, nil
+			rememberBlob(ctx, store, diffID, desc, s.repo.Name())
+			return desc, nil
+		}
+		for _, from := range known.Repos {
+			host, path, ok := strings.Cut(from, "/")
+			if !ok || host != s.repo.RegistryStr() || path == s.repo.RepositoryStr() {
+				continue
+			}
+			if s.mount(ctx, known.Digest, path) {
+				report(Event{ID: id, Status: "Mounted from " + path})
+				rememberBlob(ctx, store, diffID, desc, s.repo.Name())
+				return desc, nil
+			}
 		}
 	}
 	f, desc, err := compressLayer(ctx, store, diffID, tmpDir)
@@ -156,7 +174,7 @@ func pushLayer(ctx context.Context, store *cas.Store, s *session, diffID digest.
 		return desc, err
 	} else if ok {
 		report(Event{ID: id, Status: "Layer already exists"})
-		rememberBlob(ctx, store, diffID, desc)
+		rememberBlob(ctx, store, diffID, desc, s.repo.Name())
 		return desc, nil
 	}
 	progress := throttle(report, id, "Pushing", desc.Size)
@@ -170,7 +188,7 @@ func pushLayer(ctx context.Context, store *cas.Store, s *session, diffID digest.
 		return desc, err
 	}
 	report(Event{ID: id, Status: "Pushed"})
-	rememberBlob(ctx, store, diffID, desc)
+	rememberBlob(ctx, store, diffID, desc, s.repo.Name())
 	return desc, nil
 }
 
@@ -294,4 +312,31 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	p.n += int64(n)
 	p.fn(p.n)
 	return n, err
+}
+
+// mount asks the registry to link a blob of another of its repositories
+// into this one (POST …/blobs/uploads/?mount=&from=): 201 is done; any
+// other answer (202 opens an ordinary upload, which is abandoned) means
+// the blob is to be uploaded.
+func (s *session) mount(ctx context.Context, d digest.Digest, from string) bool {
+	u := s.url("/blobs/uploads/") + "?mount=" + url.QueryEscape(d.String()) + "&from=" + url.QueryEscape(from)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusAccepted {
+		if loc, err := resp.Location(); err == nil {
+			if req, err := http.NewRequestWithContext(ctx, http.MethodDelete, loc.String(), nil); err == nil {
+				if r, err := s.hc.Do(req); err == nil {
+					r.Body.Close()
+				}
+			}
+		}
+	}
+	return resp.StatusCode == http.StatusCreated
 }

@@ -36,11 +36,15 @@ func loadDockerConfig() (*configfile.ConfigFile, error) {
 // authHeader is the X-Registry-Auth value for ref's registry: the stored
 // credentials, or an empty record when there are none.
 func authHeader(ref reference.Named) (string, error) {
+	return authHeaderFor(registry.ServerKey(ref))
+}
+
+// authHeaderFor is the X-Registry-Auth value for a config.json key.
+func authHeaderFor(key string) (string, error) {
 	cf, err := loadDockerConfig()
 	if err != nil {
 		return "", err
 	}
-	key := registry.ServerKey(ref)
 	a, err := cf.GetAuthConfig(key)
 	if err != nil {
 		return "", fmt.Errorf("credentials for %s: %w", key, err)

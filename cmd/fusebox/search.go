@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/internal/formatter"
+	"github.com/fusebox/fusebox/registry"
 )
 
 func init() { register(newSearchCmd) }
@@ -50,12 +51,16 @@ func newSearchCmd() *cobra.Command {
 					return err
 				}
 			}
+			auth, err := authHeaderFor(registry.SearchServerKey(args[0]))
+			if err != nil {
+				return err
+			}
 			c, err := dial(cmd)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			res, err := c.ImageSearch(cmd.Context(), args[0], moby.ImageSearchOptions{Limit: limit, Filters: f})
+			res, err := c.ImageSearch(cmd.Context(), args[0], moby.ImageSearchOptions{Limit: limit, Filters: f, RegistryAuth: auth})
 			if err != nil {
 				return err
 			}

@@ -301,6 +301,12 @@ func (s *session) upload(ctx context.Context, d digest.Digest, size int64, open 
 	return nil
 }
 
+var (
+	_ io.Reader = (*progressReader)(nil)
+	_ io.Writer = (*countWriter)(nil)
+	_ io.Reader = ctxReader{}
+)
+
 type progressReader struct {
 	r  io.Reader
 	n  int64

@@ -93,6 +93,8 @@ type httpGuard struct {
 	inner   http.RoundTripper
 }
 
+var _ http.RoundTripper = (*httpGuard)(nil)
+
 func (g *httpGuard) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.URL.Scheme == "http" && r.URL.Host == g.host && !g.allowed {
 		return nil, fmt.Errorf("%w: %s (add it with --insecure-registry)", ErrInsecure, g.host)

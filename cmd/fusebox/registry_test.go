@@ -3,11 +3,15 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fusebox/fusebox/internal/registrytest"
 	"github.com/fusebox/fusebox/testdata"
@@ -19,6 +23,19 @@ func registryEnv(t *testing.T) *env {
 	e := newEnv(t)
 	t.Setenv("DOCKER_CONFIG", filepath.Join(e.root, "docker-config"))
 	return e
+}
+
+// objectFiles lists the store's object files, which a failed pull must
+// not leave behind.
+func (e *env) objectFiles() []string {
+	var out []string
+	filepath.WalkDir(filepath.Join(e.root, "cas", "objects"), func(p string, de fs.DirEntry, err error) error {
+		if err == nil && !de.IsDir() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
 }
 
 // oneLine checks a failed command's error: exit 1 and a single line.
@@ -39,8 +56,8 @@ func TestPullPushCLI(t *testing.T) {
 	corrupt := registrytest.NewProxy(t, reg.Host, registrytest.Tamper{MinSize: 4096, FlipByte: true})
 	_, errOut, code := e.fusebox("pull", corrupt.Host+"/busybox")
 	oneLine(t, "pull of a corrupt layer", errOut, code, "digest mismatch")
-	if out := e.storeState(); out != "" {
-		t.Errorf("store after a corrupt pull: %q", out)
+	if out := e.storeState(); out != "" || len(e.objectFiles()) != 0 {
+		t.Errorf("store after a corrupt pull: %q, %d object files", out, len(e.objectFiles()))
 	}
 
 	out := e.ok("pull", reg.Host+"/busybox")
@@ -75,7 +92,7 @@ func TestPullPushCLI(t *testing.T) {
 	}
 
 	// Failures: one line, exit 1, the store as it was.
-	before := e.storeState()
+	before, objects := e.storeState(), e.objectFiles()
 	_, errOut, code = e.fusebox("pull", reg.Host+"/busybox:nope")
 	oneLine(t, "pull of a missing tag", errOut, code, "manifest for "+reg.Host+"/busybox:nope not found")
 	_, errOut, code = e.fusebox("pull", "127.0.0.1:1/busybox")
@@ -86,6 +103,9 @@ func TestPullPushCLI(t *testing.T) {
 	oneLine(t, "pull -a with a tag", errOut, code, "tag can't be used with --all-tags/-a")
 	if after := e.storeState(); after != before {
 		t.Errorf("store changed by failures:\n%s\nwas\n%s", after, before)
+	}
+	if after := e.objectFiles(); !slices.Equal(after, objects) {
+		t.Errorf("object files changed by failures: %d, were %d", len(after), len(objects))
 	}
 
 	// pull -a: both tags of copy.
@@ -218,5 +238,52 @@ func TestRegistryMirror(t *testing.T) {
 	_, errOut, code := e.fusebox("push", "busybox")
 	if code != 1 || strings.Contains(errOut, reg.Host) {
 		t.Errorf("push of a docker.io name: %d %q", code, errOut)
+	}
+}
+
+// TestPullKilled kills the CLI in the middle of a layer download (a proxy
+// stalls the blob): the daemon sees the client go, abandons the pull, and
+// the store is as it was.
+func TestPullKilled(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := testdata.Busybox(t)
+	reg.Seed(t, img.DockerArchive, "busybox:latest")
+	e := registryEnv(t)
+	before, objects := e.storeState(), e.objectFiles()
+	stall := registrytest.NewProxy(t, reg.Host, registrytest.Tamper{MinSize: 4096, StallAfter: 64 << 10})
+	cmd := exec.Command(fuseboxBin, "--root", e.root, "-H", e.host, "pull", stall.Host+"/busybox")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stall.Started:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("the pull never reached the stalled blob")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	// The daemon notices the closed connection and releases the lease.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		log, _ := os.ReadFile(filepath.Join(e.root, "daemon.log"))
+		if strings.Contains(string(log), "pull failed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon did not abandon the pull:\n%s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if after := e.storeState(); after != before {
+		t.Errorf("store after a killed pull:\n%s\nwas\n%s", after, before)
+	}
+	if after := e.objectFiles(); !slices.Equal(after, objects) {
+		t.Errorf("object files after a killed pull: %d, were %d", len(after), len(objects))
+	}
+	// Nothing half-stored blocks the next pull.
+	if out := e.ok("pull", reg.Host+"/busybox"); !strings.Contains(out, "Downloaded newer image") {
+		t.Errorf("pull after the killed one:\n%s", out)
 	}
 }

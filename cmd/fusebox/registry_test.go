@@ -287,3 +287,29 @@ func TestPullKilled(t *testing.T) {
 		t.Errorf("pull after the killed one:\n%s", out)
 	}
 }
+
+// TestDaemonRegistryFlags: the daemon's --registry-mirror flag does what
+// daemon.json does; a bad value stops the daemon at once.
+func TestDaemonRegistryFlags(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := testdata.Busybox(t)
+	reg.Seed(t, img.DockerArchive, "library/busybox:latest")
+	e := registryEnv(t)
+	_, errOut, code := e.fusebox("daemon", "--registry-mirror", "ftp://"+reg.Host)
+	oneLine(t, "daemon with a bad mirror", errOut, code, "invalid registry configuration")
+
+	cmd := exec.Command(fuseboxBin, "--root", e.root, "-H", e.host, "daemon", "--registry-mirror", "http://"+reg.Host)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; e.daemonPID() == 0; i++ {
+		if i > 400 {
+			t.Fatal("daemon did not start")
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	if out := e.ok("pull", "busybox:latest"); !strings.Contains(out, "Status: Downloaded newer image for busybox:latest") {
+		t.Errorf("pull through the flag's mirror:\n%s", out)
+	}
+}

@@ -318,8 +318,18 @@ func TestPushRoundTrip(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
+	for _, token := range []bool{false, true} {
+		name := "basic"
+		if token {
+			name = "token"
+		}
+		t.Run(name, func(t *testing.T) { testAuth(t, token) })
+	}
+}
+
+func testAuth(t *testing.T, token bool) {
 	ctx := context.Background()
-	reg := registrytest.Start(t, registrytest.Options{User: "alice", Password: "s3cret"})
+	reg := registrytest.Start(t, registrytest.Options{User: "alice", Password: "s3cret", Token: token})
 	img := testdata.Busybox(t)
 	name := reg.Seed(t, img.DockerArchive, "private/busybox:latest")
 

@@ -169,10 +169,11 @@ func TestLoginSearchCLI(t *testing.T) {
 }
 
 // TestDockerCLIRegistry runs the real docker CLI against the daemon: login
-// (POST /auth), pull and push with X-Registry-Auth, search, logout.
+// (POST /auth), pull and push with X-Registry-Auth, search, logout, on a
+// registry with token (Bearer) auth.
 func TestDockerCLIRegistry(t *testing.T) {
 	requireDocker(t)
-	reg := registrytest.Start(t, registrytest.Options{User: "bob", Password: "hunter2"})
+	reg := registrytest.Start(t, registrytest.Options{User: "bob", Password: "hunter2", Token: true})
 	img := testdata.Busybox(t)
 	name := reg.Seed(t, img.DockerArchive, "busybox:latest")
 	e := registryEnv(t)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -37,6 +38,9 @@ type Registry struct {
 type Options struct {
 	// User and Password, when set, turn on htpasswd (basic) auth.
 	User, Password string
+	// Token, with User and Password, turns on token (Bearer) auth instead:
+	// a token service of the test's own checks the credentials.
+	Token bool
 }
 
 // Start runs a registry on a free loopback port until the test ends. It
@@ -50,7 +54,14 @@ func Start(t testing.TB, opts Options) *Registry {
 	port := FreePort(t)
 	r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, User: opts.User, Password: opts.Password}
 	auth := ""
-	if opts.User != "" {
+	listen := r.Host
+	if opts.User != "" && opts.Token {
+		ts := startTokenServer(t, dir, opts.User, opts.Password, r.Host)
+		listen = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+		ts.serveFront(t, r.Host, listen)
+		auth = fmt.Sprintf("auth:\n  token:\n    realm: %s\n    service: %s\n    issuer: %s\n    rootcertbundle: %s\n",
+			ts.realm, ts.service, ts.issuer, ts.certFile)
+	} else if opts.User != "" {
 		hash, err := bcrypt.GenerateFromPassword([]byte(opts.Password), bcrypt.MinCost)
 		if err != nil {
 			t.Fatal(err)
@@ -73,7 +84,7 @@ storage:
     enabled: true
 http:
   addr: %s
-%s`, filepath.Join(dir, "storage"), r.Host, auth)
+%s`, filepath.Join(dir, "storage"), listen, auth)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -221,7 +232,7 @@ func NewProxy(t testing.TB, target string, tm Tamper) *Proxy {
 		resp.Body = &tamperBody{rc: resp.Body, tm: tm, mid: resp.ContentLength / 2, ctx: resp.Request.Context(), p: p}
 		return nil
 	}
-	rp.ErrorLog = nil
+	rp.ErrorLog = log.New(io.Discard, "", 0) // stalled clients going away
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

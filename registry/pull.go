@@ -158,7 +158,7 @@ func pullOne(ctx context.Context, store *cas.Store, s *session, ref reference.Na
 	} else if t, ok := ref.(reference.Tagged); ok {
 		tagOrDigest = t.Tag()
 	}
-	refDigest, m, _, err := s.resolve(ctx, tagOrDigest, platform)
+	refDigest, m, mBytes, err := s.resolve(ctx, tagOrDigest, platform)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return p, fmt.Errorf("manifest for %s not found: %w", image.Familiar(ref), err)
@@ -203,7 +203,9 @@ func pullOne(ctx context.Context, store *cas.Store, s *session, ref reference.Na
 		if _, err := store.PutBlob(ctx, cfgBytes); err != nil {
 			return p, err
 		}
-		rec := cas.ImageRecord{ID: p.ID, DiffIDs: cfg.RootFS.DiffIDs, Manifest: refDigest, RepoDigests: []string{repoDigest}}
+		// Manifest is the image's own manifest; the repo digest is what the
+		// reference resolved to (a list's digest), as Docker records it.
+		rec := cas.ImageRecord{ID: p.ID, DiffIDs: cfg.RootFS.DiffIDs, Manifest: digest.FromBytes(mBytes), RepoDigests: []string{repoDigest}}
 		if cfg.Created != nil {
 			rec.Created = *cfg.Created
 		}

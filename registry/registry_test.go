@@ -229,6 +229,10 @@ func TestPullFormats(t *testing.T) {
 	if err != nil || p[0].ID != amd.ID {
 		t.Fatalf("index pull (amd64): %+v %v, want %s", p, err, amd.ID)
 	}
+	if rec, err := s.Image(ctx, amd.ID); err != nil || rec.Manifest != amd.Manifest.Digest ||
+		!slices.Contains(rec.RepoDigests, reg.Host+"/formats@"+p[0].Digest.String()) || p[0].Digest == amd.Manifest.Digest {
+		t.Errorf("index pull record: %+v %v (list digest %s, manifest %s)", rec, err, p[0].Digest, amd.Manifest.Digest)
+	}
 	if n := strings.Count(strings.Join(ev.lines, "\n"), "Already exists"); n != 2 {
 		t.Errorf("%d layers already existed, want 2:\n%s", n, strings.Join(ev.lines, "\n"))
 	}

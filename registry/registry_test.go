@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -396,7 +397,7 @@ func TestPullFailures(t *testing.T) {
 	}{
 		{"missing tag", reg.Host + "/busybox:nope", registry.ErrNotFound, "manifest for " + reg.Host + "/busybox:nope not found"},
 		{"missing repository", reg.Host + "/nothing:latest", registry.ErrNotFound, "not found"},
-		{"registry down", "127.0.0.1:" + itoa(down) + "/busybox:latest", registry.ErrUnreachable, "connection refused"},
+		{"registry down", "127.0.0.1:" + strconv.Itoa(down) + "/busybox:latest", registry.ErrUnreachable, "connection refused"},
 		{"corrupt layer", corrupt.Host + "/busybox:latest", cas.ErrDigestMismatch, "digest"},
 	}
 	for _, c := range cases {
@@ -431,19 +432,6 @@ func TestPullFailures(t *testing.T) {
 		}
 		snap(t, s).equal(t, before)
 	})
-}
-
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(n)) }
-
-func fmtInt(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
 }
 
 func TestMirrorAndSearch(t *testing.T) {

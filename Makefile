@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 export CGO_ENABLED := 1
 
-.PHONY: all build test bench lint setup deps testimages clean
+.PHONY: all build test bench lint quickstart deps testimages clean
 
 all: build
 
@@ -14,12 +14,22 @@ build:
 test: build
 	$(GO) test -count=1 -timeout 40m -p 2 ./...
 
+# The side-by-side harness (root; the full run takes up to 15 minutes and
+# writes bench-out/bench.{md,json,png}; BENCH_FLAGS=--quick for a one-minute
+# smoke run, BENCH_FLAGS='--compare old.json' to see the change), then the Go
+# micro-benchmarks of the hot path (benchstat-ready).
+BENCH_FLAGS ?=
 bench: build
+	$(BIN)/fusebox bench $(BENCH_FLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem ./bench/...
 
 lint:
 	$(GO) vet ./... ./testdata ./testdata/mkimages
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# The README's one command: deps, build, daemon, test image, shown.
+quickstart:
+	scripts/quickstart
 
 # Debian packages the project and its tests need.
 deps:

@@ -72,6 +72,7 @@ type Daemon struct {
 	router  *Router
 	started time.Time
 	store   *cas.Store
+	mounts  *mountManager
 
 	// ImageUsers, when set (by the containers' routes), names the
 	// containers that use an image, which rmi then refuses to delete

@@ -20,6 +20,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/fusebox/fusebox/cas"
+	"github.com/fusebox/fusebox/registry"
 )
 
 // API versions the daemon speaks.
@@ -55,6 +56,9 @@ type Config struct {
 	Host string
 	// Log receives the daemon's log records; nil logs to <root>/daemon.log.
 	Log *slog.Logger
+	// Registry adds to the registry settings of <root>/daemon.json
+	// (mirrors, insecure registries): the daemon's command-line flags.
+	Registry registry.Config
 }
 
 // Daemon is a running fusebox daemon.

@@ -44,6 +44,13 @@ type layerFS struct {
 
 	root *node
 
+	// pins are O_PATH descriptors of the upper and work directories,
+	// held while mounted so that their dentries and inodes (and those of
+	// every directory above them) stay cached: a path walk to the upper
+	// dir never waits for the disk, even after the caches are dropped.
+	// Kernel overlayfs holds the same references.
+	pins []int
+
 	genMu sync.Mutex
 	gens  map[uint64]uint64 // inode number -> generation, for retired inodes
 }
@@ -109,6 +116,12 @@ type node struct {
 	tmp *os.File
 	// copying is closed when a data copy-up of the node in progress ends.
 	copying chan struct{}
+	// noCaps is set when the upper file is known to have no
+	// security.capability xattr: it was made by Create and no xattr was
+	// set on it since. The kernel asks for that xattr before the first
+	// write to every inode (to drop capabilities on write), so a file
+	// just created is answered without a system call.
+	noCaps bool
 }
 
 type nodeState struct {
@@ -152,6 +165,9 @@ func (s nodeState) lowerDir() *mnode {
 	}
 	return nil
 }
+
+// xattrCaps holds a file's capabilities.
+const xattrCaps = "security.capability"
 
 func isWhiteout(st *unix.Stat_t) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
@@ -497,6 +513,14 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	if isOverlayXattr(attr) {
 		return 0, syscall.ENODATA
 	}
+	if attr == xattrCaps {
+		n.mu.Lock()
+		none := n.noCaps
+		n.mu.Unlock()
+		if none {
+			return 0, syscall.ENODATA
+		}
+	}
 	s := n.state()
 	if s.upper {
 		sz, err := unix.Lgetxattr(n.upperPath(), attr, dest)
@@ -619,7 +643,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			return nil, 0, syscall.ESTALE
 		}
 		fl := int(flags) &^ (syscall.O_CREAT | syscall.O_EXCL | syscall.O_NOCTTY)
-		f, err := os.OpenFile(n.upperPath(), fl|syscall.O_NOFOLLOW, 0)
+		f, err := openFile(n.upperPath(), fl|syscall.O_NOFOLLOW, 0)
 		if errors.Is(err, syscall.ENXIO) {
 			// a whiteout: the name was removed or renamed away
 			// between the kernel's lookup and this open
@@ -663,3 +687,15 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 // sysStat views x/sys's Stat_t as the syscall one go-fuse takes; on Linux
 // they have the same layout.
 func sysStat(st *unix.Stat_t) *syscall.Stat_t { return (*syscall.Stat_t)(unsafe.Pointer(st)) }
+
+// openFile opens an upper file with one open(2) and one fcntl(2).
+// os.OpenFile would also try to register the file with the runtime's
+// poller and toggle O_NONBLOCK: four fcntl(2) and a failed epoll_ctl(2)
+// for a regular file, on every create and open.
+func openFile(p string, flags int, mode uint32) (*os.File, error) {
+	fd, err := unix.Open(p, flags|unix.O_CLOEXEC, mode)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}

@@ -522,3 +522,37 @@ func TestCopyUpRaces(t *testing.T) {
 		})
 	}
 }
+
+// TestCapabilityXattr checks the shortcut for security.capability, which
+// the kernel asks for before the first write to every file: a file just
+// created has none, and one set afterwards is seen through the mount and
+// lands in the upper dir.
+func TestCapabilityXattr(t *testing.T) {
+	m := mountRW(t, layertest.Layer{reg("lower", 0755, "ELF")})
+	const caps = "security.capability"
+	// VFS_CAP_REVISION_2 with the effective bit, CAP_NET_RAW (13) permitted.
+	v := []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	for _, name := range []string{"new", "lower"} {
+		p := m.p(name)
+		if name == "new" {
+			must(t, os.WriteFile(p, []byte("x"), 0755))
+		}
+		buf := make([]byte, 64)
+		if _, err := unix.Getxattr(p, caps, buf); !errors.Is(err, unix.ENODATA) {
+			t.Fatalf("%s: getxattr %s before setcap: %v, want ENODATA", name, caps, err)
+		}
+		must(t, unix.Setxattr(p, caps, v, 0))
+		k, err := unix.Getxattr(p, caps, buf)
+		if err != nil || !bytes.Equal(buf[:k], v) {
+			t.Fatalf("%s: getxattr %s through the mount: %x, %v; want %x", name, caps, buf[:max(k, 0)], err, v)
+		}
+		k, err = unix.Getxattr(filepath.Join(m.upper, name), caps, buf)
+		if err != nil || !bytes.Equal(buf[:k], v) {
+			t.Fatalf("%s: upper file's %s: %x, %v; want %x", name, caps, buf[:max(k, 0)], err, v)
+		}
+		must(t, unix.Removexattr(p, caps))
+		if _, err := unix.Getxattr(p, caps, buf); !errors.Is(err, unix.ENODATA) {
+			t.Fatalf("%s: getxattr %s after removexattr: %v, want ENODATA", name, caps, err)
+		}
+	}
+}

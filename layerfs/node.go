@@ -699,3 +699,77 @@ func openFile(p string, flags int, mode uint32) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fd), p), nil
 }
+
+var _ = (fs.NodeOpendirHandler)((*node)(nil))
+
+// OpendirHandle lets the kernel keep the listing of a directory that
+// shows lower content only (FOPEN_CACHE_DIR): a second readdir of it is
+// answered from the kernel's cache without a READDIRPLUS round trip and
+// without this process building the list again. That is safe because such
+// a listing changes only through a request on the directory itself
+// (create, unlink, rename, which copy it up), after which the kernel
+// bumps the directory's version and drops the cached listing. Other
+// directories are listed afresh on every open.
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	var fl uint32
+	if s := n.state(); !s.upper && s.lowerDir() != nil {
+		fl = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
+	}
+	return &dirHandle{n: n}, fl, 0
+}
+
+// dirHandle is an open directory: the listing Readdir makes, built on
+// the first read and kept until it is closed or rewound to the start.
+type dirHandle struct {
+	n  *node
+	ds fs.DirStream
+}
+
+var (
+	_ = (fs.FileReaddirenter)((*dirHandle)(nil))
+	_ = (fs.FileSeekdirer)((*dirHandle)(nil))
+	_ = (fs.FileReleasedirer)((*dirHandle)(nil))
+)
+
+func (d *dirHandle) list(ctx context.Context) syscall.Errno {
+	if d.ds != nil {
+		return 0
+	}
+	ds, errno := d.n.Readdir(ctx)
+	if errno != 0 {
+		return errno
+	}
+	d.ds = ds
+	return 0
+}
+
+func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if errno := d.list(ctx); errno != 0 {
+		return nil, errno
+	}
+	if !d.ds.HasNext() {
+		return nil, 0
+	}
+	e, errno := d.ds.Next()
+	return &e, errno
+}
+
+func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off == 0 && d.ds != nil {
+		d.ds.Close() // rewinddir: list again
+		d.ds = nil
+	}
+	if errno := d.list(ctx); errno != 0 {
+		return errno
+	}
+	if sd, ok := d.ds.(fs.FileSeekdirer); ok {
+		return sd.Seekdir(ctx, off)
+	}
+	return syscall.ENOTSUP
+}
+
+func (d *dirHandle) Releasedir(ctx context.Context, flags uint32) {
+	if d.ds != nil {
+		d.ds.Close()
+	}
+}

@@ -273,11 +273,11 @@ func (d *Daemon) SaveImages(ctx context.Context, names []string) ([]fimage.SaveI
 }
 
 // imageCreate is POST /images/create: import from the request body
-// (fromSrc=-). Pulling (fromImage) belongs to the registry work.
+// (fromSrc=-), or a pull (fromImage, in registry.go).
 func (d *Daemon) imageCreate(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if q.Get("fromImage") != "" {
-		return classed(ErrNotImplemented, "pull is not supported yet: load the image from an archive instead")
+		return d.imagePull(w, r)
 	}
 	src := q.Get("fromSrc")
 	if src == "" {

@@ -177,7 +177,12 @@ func parseImageFilters(r *http.Request) (imageFilters, error) {
 func matchReference(patterns, refs []string) bool {
 	for _, p := range patterns {
 		for _, r := range familiarAll(refs) {
-			repo, _, _ := strings.Cut(r, ":")
+			repo := r
+			// The tag's colon is the last one after the last slash: a
+			// registry's host:port comes before it (127.0.0.1:5000/app).
+			if i := strings.LastIndexByte(r, ':'); i > strings.LastIndexByte(r, '/') {
+				repo = r[:i]
+			}
 			if ok, _ := path.Match(p, r); ok {
 				return true
 			}

@@ -47,7 +47,13 @@
 // FOPEN_KEEP_CACHE. Every change to the upper dir goes through this mount,
 // so the kernel updates or drops its entries itself; the short timeout
 // only bounds how long a change made behind the mount's back (which is not
-// supported) stays invisible. Lower regular files are opened with FUSE
+// supported) stays invisible. A directory that shows lower content only
+// is opened with FOPEN_CACHE_DIR, so the kernel keeps its listing and a
+// second readdir costs no round trip; any change to it comes through a
+// request on it, after which the kernel drops the listing. While mounted,
+// the upper and work directories are held open (O_PATH), as kernel
+// overlayfs holds them, so walking to them never waits for the disk after
+// the caches are dropped. Lower regular files are opened with FUSE
 // passthrough when the kernel grants it (CAP_PASSTHROUGH, root): reads then
 // go straight to the layer's file without a round trip through this
 // process; otherwise they are spliced from the file descriptor. Inline

@@ -48,6 +48,14 @@ type Change struct {
 // replays it. Parents of added and deleted paths are recorded as modified,
 // as `docker diff` shows them. An added directory stands for its whole
 // subtree, which a commit takes from the mount.
+//
+// Durability: each change that alters the recorded state is one write(2)
+// of one line, before the request that made it is answered, and is not
+// synced. So the journal survives a crash or kill of the serving process
+// (the line is in the kernel's page cache), which is what a daemon restart
+// needs; a crash of the machine can lose the last changes, as it can lose
+// the upper dir's own unsynced data (Docker's overlay2 promises no more).
+// Sync and Close (at unmount) make it durable.
 type Journal struct {
 	mu  sync.Mutex
 	f   *os.File
@@ -188,8 +196,9 @@ func (j *Journal) record(p string, k ChangeKind) {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.apply(p, k)
-	j.write(k.String(), p)
+	if j.apply(p, k) {
+		j.write(k.String(), p)
+	}
 }
 
 func (j *Journal) write(kind, p string) {
@@ -229,7 +238,11 @@ func (j *Journal) dropUnder(p string) {
 	}
 }
 
-func (j *Journal) apply(p string, k ChangeKind) {
+// apply changes the recorded state for a change of p and reports whether
+// the state changed. A change that leaves it as it was (a file opened for
+// writing again, say) need not be written: replaying the file without it
+// gives the same state.
+func (j *Journal) apply(p string, k ChangeKind) bool {
 	prev, had := j.m[p]
 	switch k {
 	case ChangeAdd:
@@ -240,26 +253,32 @@ func (j *Journal) apply(p string, k ChangeKind) {
 		}
 	case ChangeModify:
 		if had {
-			return // added stays added, modified stays modified
+			return false // added stays added, modified stays modified
 		}
 	case ChangeDelete:
 		if had && prev == ChangeAdd {
 			delete(j.m, p) // never existed below
 			j.markParents(p)
-			return
+			return true
 		}
 	}
 	j.m[p] = k
-	j.markParents(p)
+	parents := j.markParents(p)
+	return !had || prev != k || parents
 }
 
-func (j *Journal) markParents(p string) {
+// markParents records the directories above p as modified and reports
+// whether any was not recorded yet.
+func (j *Journal) markParents(p string) bool {
+	added := false
 	for d := path.Dir(p); d != "/" && d != "."; d = path.Dir(d) {
 		if _, ok := j.m[d]; ok {
-			return
+			return added
 		}
 		j.m[d] = ChangeModify
+		added = true
 	}
+	return added
 }
 
 // Changes lists the changes sorted by path. Paths under a deleted

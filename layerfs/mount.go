@@ -123,13 +123,13 @@ func Mount(ctx context.Context, dir string, opts MountOptions) (*Server, error) 
 	}
 	server, err := fs.Mount(abs, root, fopts)
 	if err != nil {
-		l.journal.Close()
+		l.close()
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(abs, &st); err != nil {
 		server.Unmount()
-		l.journal.Close()
+		l.close()
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	return &Server{Dir: abs, server: server, fsys: l, dev: st.Dev}, nil
@@ -211,7 +211,7 @@ func (m *Server) Unmount() error {
 			// Unmounted from outside (umount, fusermount -u): the
 			// server is stopping by itself.
 			m.server.Wait()
-			m.unmnErr = m.fsys.journal.Close()
+			m.unmnErr = m.fsys.close()
 			return
 		}
 		// Unmount directly rather than through go-fuse, which retries
@@ -238,7 +238,7 @@ func (m *Server) Unmount() error {
 			}
 		}
 		m.server.Wait()
-		if jerr := m.fsys.journal.Close(); jerr != nil && m.unmnErr == nil {
+		if jerr := m.fsys.close(); jerr != nil && m.unmnErr == nil {
 			m.unmnErr = jerr
 		}
 	})
@@ -289,7 +289,16 @@ func newFS(ctx context.Context, opts MountOptions) (*layerFS, *node, error) {
 		if jp == "" {
 			jp = filepath.Join(l.work, "fusebox.journal")
 		}
+		for _, d := range []string{l.upper, filepath.Join(l.work, "work")} {
+			fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				l.close()
+				return nil, nil, err
+			}
+			l.pins = append(l.pins, fd)
+		}
 		if l.journal, err = OpenJournal(jp); err != nil {
+			l.close()
 			return nil, nil, err
 		}
 	}
@@ -299,4 +308,15 @@ func newFS(ctx context.Context, opts MountOptions) (*layerFS, *node, error) {
 	}
 	l.root = root
 	return l, root, nil
+}
+
+// close closes the journal (syncing it) and lets go of the pinned
+// directories; it reports the journal's error.
+func (l *layerFS) close() error {
+	err := l.journal.Close()
+	for _, fd := range l.pins {
+		unix.Close(fd)
+	}
+	l.pins = nil
+	return err
 }

@@ -120,7 +120,14 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	f, err := os.OpenFile(p, int(flags)|os.O_CREATE|syscall.O_NOFOLLOW, os.FileMode(mode&0777))
+	// O_EXCL first, to know whether this call made the file: another
+	// create of the same name may have come first.
+	made := true
+	f, err := openFile(p, int(flags)|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, mode&0777)
+	if errors.Is(err, unix.EEXIST) && flags&unix.O_EXCL == 0 {
+		made = false
+		f, err = openFile(p, int(flags)|unix.O_CREAT|unix.O_NOFOLLOW, mode&0777)
+	}
 	if err != nil {
 		return nil, nil, 0, fs.ToErrno(err)
 	}
@@ -152,6 +159,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if cn, ok := in.Operations().(*node); ok {
 		cn.mu.Lock()
 		pt = !cn.ptLower
+		cn.noCaps = made
 		cn.mu.Unlock()
 	}
 	return in, newHandle(f, true, pt), 0, 0
@@ -708,6 +716,9 @@ func (n *node) changeXattr(ctx context.Context, attr string, do func(p string) e
 	if errno := n.copyUp(ctx, false); errno != 0 {
 		return errno
 	}
+	n.mu.Lock()
+	n.noCaps = false
+	n.mu.Unlock()
 	if err := do(n.upperPath()); err != nil {
 		return fs.ToErrno(err)
 	}

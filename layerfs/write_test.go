@@ -522,3 +522,93 @@ func TestCopyUpRaces(t *testing.T) {
 		})
 	}
 }
+
+// TestCapabilityXattr checks the shortcut for security.capability, which
+// the kernel asks for before the first write to every file: a file just
+// created has none, and one set afterwards is seen through the mount and
+// lands in the upper dir.
+func TestCapabilityXattr(t *testing.T) {
+	m := mountRW(t, layertest.Layer{reg("lower", 0755, "ELF")})
+	const caps = "security.capability"
+	// VFS_CAP_REVISION_2 with the effective bit, CAP_NET_RAW (13) permitted.
+	v := []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	for _, name := range []string{"new", "lower"} {
+		p := m.p(name)
+		if name == "new" {
+			must(t, os.WriteFile(p, []byte("x"), 0755))
+		}
+		buf := make([]byte, 64)
+		if _, err := unix.Getxattr(p, caps, buf); !errors.Is(err, unix.ENODATA) {
+			t.Fatalf("%s: getxattr %s before setcap: %v, want ENODATA", name, caps, err)
+		}
+		must(t, unix.Setxattr(p, caps, v, 0))
+		k, err := unix.Getxattr(p, caps, buf)
+		if err != nil || !bytes.Equal(buf[:k], v) {
+			t.Fatalf("%s: getxattr %s through the mount: %x, %v; want %x", name, caps, buf[:max(k, 0)], err, v)
+		}
+		k, err = unix.Getxattr(filepath.Join(m.upper, name), caps, buf)
+		if err != nil || !bytes.Equal(buf[:k], v) {
+			t.Fatalf("%s: upper file's %s: %x, %v; want %x", name, caps, buf[:max(k, 0)], err, v)
+		}
+		must(t, unix.Removexattr(p, caps))
+		if _, err := unix.Getxattr(p, caps, buf); !errors.Is(err, unix.ENODATA) {
+			t.Fatalf("%s: getxattr %s after removexattr: %v, want ENODATA", name, caps, err)
+		}
+	}
+}
+
+// TestCachedListings checks that the listings the kernel keeps for
+// directories showing lower content only (FOPEN_CACHE_DIR) follow every
+// change made through the mount: create, unlink, rename in and out, mkdir,
+// and a rewind of a directory kept open across a change.
+func TestCachedListings(t *testing.T) {
+	m := mountRW(t, layertest.Layer{
+		dirE("d", 0755), reg("d/a", 0644, "a"), reg("d/b", 0644, "b"),
+		dirE("e", 0755), reg("e/x", 0644, "x"),
+	})
+	names := func(dir string) string {
+		t.Helper()
+		ents, err := os.ReadDir(m.p(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, e := range ents {
+			s = append(s, e.Name())
+		}
+		return strings.Join(s, " ")
+	}
+	step := func(what, dir, want string) {
+		t.Helper()
+		for i := 0; i < 3; i++ { // the second and later listings may come from the cache
+			if got := names(dir); got != want {
+				t.Fatalf("%s: listing %d of %s is %q, want %q", what, i, dir, got, want)
+			}
+		}
+	}
+	step("start", "d", "a b")
+	step("start", "e", "x")
+	must(t, os.WriteFile(m.p("d/c"), nil, 0644))
+	step("create", "d", "a b c")
+	must(t, os.Remove(m.p("d/a")))
+	step("unlink", "d", "b c")
+	must(t, os.Rename(m.p("d/b"), m.p("e/b")))
+	step("rename out", "d", "c")
+	step("rename in", "e", "b x")
+	must(t, os.Mkdir(m.p("e/sub"), 0755))
+	step("mkdir", "e", "b sub x")
+
+	f, err := os.Open(m.p("e"))
+	must(t, err)
+	defer f.Close()
+	first, err := f.Readdirnames(-1)
+	must(t, err)
+	must(t, os.WriteFile(m.p("e/y"), nil, 0644))
+	_, err = f.Seek(0, 0)
+	must(t, err)
+	again, err := f.Readdirnames(-1)
+	must(t, err)
+	if len(again) != len(first)+1 {
+		t.Errorf("after rewinddir: %v, want %v and y", again, first)
+	}
+}

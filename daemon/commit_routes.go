@@ -46,7 +46,8 @@ func (d *Daemon) withRootfs(ctx context.Context, c *ctr, fn func(m *ImageMount) 
 	rec, removing := c.rec, c.removing
 	c.mu.Unlock()
 	if removing {
-		return Conflictf("container %s is marked for removal", rec.ID)
+		// Removed while this request waited for the lock.
+		return errNoSuchContainer(rec.ID)
 	}
 	if m != nil {
 		return fn(m)

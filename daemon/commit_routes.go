@@ -199,8 +199,16 @@ func (d *Daemon) CommitContainer(ctx context.Context, c *ctr, opts CommitOptions
 			return err
 		}
 		req.Mount = commit.Mount{Merged: m.Target, Upper: m.Upper, Changes: changes}
-		res, err = commit.Commit(ctx, d.store, req)
-		return err
+		if res, err = commit.Commit(ctx, d.store, req); err != nil {
+			return err
+		}
+		// Before the unpause, as Docker orders the events.
+		attrs := map[string]string{"comment": opts.Comment, "imageID": res.ID.String()}
+		if res.Ref != "" {
+			attrs["imageRef"] = res.Ref
+		}
+		d.emitContainer(c, events.ActionCommit, attrs)
+		return nil
 	})
 	if err != nil {
 		if res.ID == "" {
@@ -210,31 +218,39 @@ func (d *Daemon) CommitContainer(ctx context.Context, c *ctr, opts CommitOptions
 		d.log.Warn("commit", "container", rec.ID, "image", res.ID, "err", err)
 		return "", err
 	}
-	attrs := map[string]string{"comment": opts.Comment, "imageID": res.ID.String()}
-	if res.Ref != "" {
-		attrs["imageRef"] = res.Ref
-	}
-	d.emitContainer(c, events.ActionCommit, attrs)
 	return res.ID.String(), nil
 }
 
 // pauseForCommit freezes a running container and returns what thaws it;
-// a container already paused (or not running) is left as it is.
+// meanwhile the container shows as paused, with Docker's pause and
+// unpause events. A container already paused (or not running) is left as
+// it is.
 func (d *Daemon) pauseForCommit(ctx context.Context, c *ctr) (func(), error) {
 	c.mu.Lock()
 	shim := c.shim
-	running := c.rec.State.Status == container.StateRunning
-	c.mu.Unlock()
-	if !running || shim == nil {
+	if c.rec.State.Status != container.StateRunning || shim == nil {
+		c.mu.Unlock()
 		return func() {}, nil
 	}
 	if err := shim.Pause(ctx); err != nil {
+		c.mu.Unlock()
 		return nil, fmt.Errorf("pause container for commit: %w", err)
 	}
+	c.rec.State.Status = container.StatePaused
+	c.mu.Unlock()
+	d.emitContainer(c, events.ActionPause, nil)
 	return func() {
-		if err := shim.Resume(context.WithoutCancel(ctx)); err != nil {
-			d.log.Warn("resume container after commit", "id", c.snapshot().ID, "err", err)
+		c.mu.Lock()
+		err := shim.Resume(context.WithoutCancel(ctx))
+		if err == nil && c.rec.State.Status == container.StatePaused {
+			c.rec.State.Status = container.StateRunning
 		}
+		c.mu.Unlock()
+		if err != nil {
+			d.log.Warn("resume container after commit", "id", c.snapshot().ID, "err", err)
+			return
+		}
+		d.emitContainer(c, events.ActionUnPause, nil)
 	}, nil
 }
 

@@ -9,8 +9,10 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fusebox/fusebox/testdata"
 )
@@ -249,9 +251,21 @@ func TestExportAndCp(t *testing.T) {
 	if out := e.ok("diff", "live"); !strings.Contains(out, "A /in.txt\n") {
 		t.Errorf("diff of the running container: %q", out)
 	}
+	since := strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10)
 	id := strings.TrimSpace(e.ok("commit", "live", "live:1"))
 	if out := e.ok("inspect", "-f", "{{.State.Status}}", "live"); out != "running\n" {
 		t.Errorf("after commit the container is %q", out)
+	}
+	// Paused during the commit, as Docker does it.
+	until := strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10)
+	var got []string
+	for _, a := range strings.Fields(e.ok("events", "--since", since, "--until", until, "--filter", "container=live", "--format", "{{.Action}}")) {
+		if a == "pause" || a == "commit" || a == "unpause" {
+			got = append(got, a)
+		}
+	}
+	if want := []string{"pause", "commit", "unpause"}; !slices.Equal(got, want) {
+		t.Errorf("events of the commit: %q, want %q", got, want)
 	}
 	if out := e.ok("run", "--rm", id, "cat", "/in.txt"); out != "in\n" {
 		t.Errorf("commit of a running container: %q", out)

@@ -1,9 +1,13 @@
 package daemon
 
 import (
+	"archive/tar"
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/moby/moby/api/types/container"
@@ -90,5 +94,67 @@ func TestMergeCommitConfig(t *testing.T) {
 		if got := mergeCommitConfig(tc.user, ctr); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestExtractTarStaysInside unpacks entries that try to leave the root:
+// "../" names, an absolute symlink then written through, a hard link to a
+// path outside. Each lands inside the root or fails; the file outside is
+// never touched.
+func TestExtractTarStaysInside(t *testing.T) {
+	type entry struct{ name, link, data string }
+	for _, tc := range []struct {
+		name    string
+		entries []entry
+		inside  string // the path under root that must hold "a", if any
+		fails   bool
+	}{
+		{"dotdot name", []entry{{name: "../../../../escape", data: "a"}}, "escape", false},
+		{"through an absolute link", []entry{{name: "up", link: "BASE"}, {name: "up/outside", data: "a"}}, "", true},
+		{"through a relative link", []entry{{name: "rel", link: "../../.."}, {name: "rel/outside", data: "a"}}, "outside", false},
+		{"hard link out", []entry{{name: "hard", link: "=../../../outside"}}, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			root := filepath.Join(base, "root")
+			if err := os.MkdirAll(filepath.Join(root, "dest"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			outside := filepath.Join(base, "outside")
+			if err := os.WriteFile(outside, []byte("host"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			tw := tar.NewWriter(&buf)
+			for _, e := range tc.entries {
+				switch {
+				case e.link == "BASE":
+					tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: tar.TypeSymlink, Linkname: base})
+				case strings.HasPrefix(e.link, "="):
+					tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: tar.TypeLink, Linkname: e.link[1:]})
+				case e.link != "":
+					tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: tar.TypeSymlink, Linkname: e.link})
+				default:
+					tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(e.data))})
+					tw.Write([]byte(e.data))
+				}
+			}
+			tw.Close()
+			err := ExtractTar(context.Background(), &buf, root, filepath.Join(root, "dest"), ExtractOptions{})
+			if (err != nil) != tc.fails {
+				t.Errorf("extract: %v (want failure: %v)", err, tc.fails)
+			}
+			if b, _ := os.ReadFile(outside); string(b) != "host" {
+				t.Errorf("the file outside the root was written: %q", b)
+			}
+			if _, err := os.Stat(filepath.Join(base, "escape")); err == nil {
+				t.Error("../ escaped the root")
+			}
+			if tc.inside != "" {
+				if b, _ := os.ReadFile(filepath.Join(root, tc.inside)); string(b) != "a" {
+					t.Errorf("%s inside the root: %q", tc.inside, b)
+				}
+			}
+		})
 	}
 }

@@ -162,7 +162,8 @@ func copyFromContainer(cmd *cobra.Command, c *client.Client, ctrName, srcPath, d
 		opts.Rename = func(name string) string { return rebase(name, from, rename) }
 	}
 	cr := &countingReader{r: res.Content}
-	if err := daemon.ExtractTar(ctx, cr, "/", into, opts); err != nil {
+	// Rooted at the destination: no entry of the stream lands outside it.
+	if err := daemon.ExtractTar(ctx, cr, into, into, opts); err != nil {
 		return err
 	}
 	copied(cmd, o, cr.n, dstPath)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -358,4 +359,76 @@ func rawPost(t *testing.T, host, path string) rawResponse {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return rawResponse{resp.StatusCode, string(b)}
+}
+
+// TestCommittedImageUnpacks saves a committed image through the API and
+// hands it to independent tools: skopeo inspects the archive and copies
+// it to an OCI layout, umoci unpacks it applying the whiteouts; the result
+// equals what a container of the committed image sees.
+func TestCommittedImageUnpacks(t *testing.T) {
+	skipMounts(t)
+	for _, tool := range []string{"skopeo", "umoci"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	root := t.TempDir()
+	d, host, _ := runDaemon(t, root)
+	loadBusybox(t, host)
+	c := newClient(t, host)
+	ctx := context.Background()
+	createCtr(t, c, "busybox", "src")
+	onRootfs(t, d, "src", func(root string) error {
+		for _, step := range []func() error{
+			func() error { return os.WriteFile(filepath.Join(root, "tmp/hello.txt"), []byte("hello world\n"), 0o644) },
+			func() error { return os.Remove(filepath.Join(root, "etc/passwd")) },
+			func() error { return os.Chmod(filepath.Join(root, "etc/group"), 0o600) },
+			func() error { return os.Rename(filepath.Join(root, "var/www"), filepath.Join(root, "var/moved")) },
+			func() error { return os.RemoveAll(filepath.Join(root, "srv")) },
+			func() error { return os.MkdirAll(filepath.Join(root, "srv/again"), 0o750) },
+			func() error { return os.Link(filepath.Join(root, "tmp/hello.txt"), filepath.Join(root, "tmp/hard.txt")) },
+			func() error { return os.Symlink("hello.txt", filepath.Join(root, "tmp/sym")) },
+		} {
+			if err := step(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if _, err := c.ContainerCommit(ctx, "src", moby.ContainerCommitOptions{Reference: "unpacked:1"}); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	archive := filepath.Join(work, "image.tar")
+	res, err := c.ImageSave(ctx, []string{"unpacked:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, res); err != nil {
+		t.Fatal(err)
+	}
+	res.Close()
+	f.Close()
+	run := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	layout, bundle := filepath.Join(work, "oci"), filepath.Join(work, "bundle")
+	run("skopeo", "inspect", "docker-archive:"+archive)
+	run("skopeo", "copy", "docker-archive:"+archive, "oci:"+layout+":committed")
+	run("umoci", "unpack", "--image", layout+":committed", bundle)
+
+	createCtr(t, c, "unpacked:1", "view")
+	var view map[string]fileInfo
+	onRootfs(t, d, "view", func(root string) error { view = readTree(t, root); return nil })
+	compareTrees(t, readTree(t, filepath.Join(bundle, "rootfs")), view)
+	if got := view["tmp/hello.txt"]; got.content != "hello world\n" || got.nlink != 2 {
+		t.Errorf("hello.txt in the new image: %+v", got)
+	}
 }

@@ -380,13 +380,17 @@ func TestCommittedImageUnpacks(t *testing.T) {
 	createCtr(t, c, "busybox", "src")
 	onRootfs(t, d, "src", func(root string) error {
 		for _, step := range []func() error{
-			func() error { return os.WriteFile(filepath.Join(root, "tmp/hello.txt"), []byte("hello world\n"), 0o644) },
+			func() error {
+				return os.WriteFile(filepath.Join(root, "tmp/hello.txt"), []byte("hello world\n"), 0o644)
+			},
 			func() error { return os.Remove(filepath.Join(root, "etc/passwd")) },
 			func() error { return os.Chmod(filepath.Join(root, "etc/group"), 0o600) },
 			func() error { return os.Rename(filepath.Join(root, "var/www"), filepath.Join(root, "var/moved")) },
 			func() error { return os.RemoveAll(filepath.Join(root, "srv")) },
 			func() error { return os.MkdirAll(filepath.Join(root, "srv/again"), 0o750) },
-			func() error { return os.Link(filepath.Join(root, "tmp/hello.txt"), filepath.Join(root, "tmp/hard.txt")) },
+			func() error {
+				return os.Link(filepath.Join(root, "tmp/hello.txt"), filepath.Join(root, "tmp/hard.txt"))
+			},
 			func() error { return os.Symlink("hello.txt", filepath.Join(root, "tmp/sym")) },
 		} {
 			if err := step(); err != nil {

@@ -30,6 +30,10 @@ func init() {
 	RegisterErrorStatus(commit.ErrUnstorable, http.StatusBadRequest)
 }
 
+// A running container's mount is the daemon's ImageMount; withRootfs and
+// ContainerChanges find it there.
+var _ rootfsMount = (*ImageMount)(nil)
+
 // withRootfs runs fn on the container's mounted rootfs. A running
 // container's mount is used as it is; a stopped one has its writable
 // layer (upper dir and journal, kept in its state dir) mounted at its

@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 export CGO_ENABLED := 1
 
-.PHONY: all build test bench lint setup deps testimages clean
+.PHONY: all build test bench lint quickstart deps testimages clean
 
 all: build
 
@@ -26,6 +26,10 @@ bench: build
 lint:
 	$(GO) vet ./... ./testdata ./testdata/mkimages
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# The README's one command: deps, build, daemon, test image, shown.
+quickstart:
+	scripts/quickstart
 
 # Debian packages the project and its tests need.
 deps:

@@ -218,10 +218,44 @@ func (s *Store) ResolveImageID(ctx context.Context, prefix string) (digest.Diges
 	return found[0], nil
 }
 
+// UpdateImage changes an image record's metadata in one transaction: fn
+// may change Parent, Created, Manifest and RepoDigests, not the ID or the
+// layers. ErrNotFound when
+// the image is not stored.
+func (s *Store) UpdateImage(ctx context.Context, id digest.Digest, fn func(rec *ImageRecord) error) error {
+	err := s.update(ctx, func(txn *badger.Txn) error {
+		b, err := getValue(txn, imageKey(id))
+		if err != nil {
+			return err
+		}
+		rec, err := decodeImage(b)
+		if err != nil {
+			return err
+		}
+		orig := slices.Clone(rec.DiffIDs)
+		if err := fn(&rec); err != nil {
+			return err
+		}
+		if rec.ID != id || !slices.Equal(rec.DiffIDs, orig) {
+			return errors.New("the ID and the layers of an image cannot change")
+		}
+		nb, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return txn.Set(imageKey(id), nb)
+	})
+	if err != nil {
+		return fmt.Errorf("update image %s: %w", id, err)
+	}
+	return nil
+}
+
 // DeleteImage removes an image record and its config blob, releases its
 // layers, and removes the layers and contents nothing references any more.
 // It refuses (ErrInUse) an image that is still tagged or is the Parent of
-// another image: the caller untags first, as docker rmi does.
+// another image: the caller untags first, as docker rmi does. A manifest
+// blob (ImageRecord.Manifest) is the caller's to delete with DeleteBlob.
 func (s *Store) DeleteImage(ctx context.Context, id digest.Digest) error {
 	var released []digest.Digest
 	err := s.update(ctx, func(txn *badger.Txn) error {

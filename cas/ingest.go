@@ -22,6 +22,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/vbatts/tar-split/tar/asm"
 	"github.com/vbatts/tar-split/tar/storage"
+	"golang.org/x/sys/unix"
 )
 
 // IngestOptions tunes one IngestLayer call. The zero value is valid.
@@ -34,14 +35,25 @@ type IngestOptions struct {
 	// MaxSize bounds the uncompressed size; 0 means the store's limit
 	// (WithMaxLayerSize, default DefaultMaxLayerSize).
 	MaxSize int64
-	// Progress, when set, is called now and then with the number of bytes
-	// of the stream as given read so far.
+	// Progress, when set, is called now and then (every MiB and at the
+	// end) with the number of bytes of the stream as given read so far,
+	// from one of the ingest's goroutines, never two calls at once.
 	Progress func(read int64)
 	// Lease, when set, holds the layer after the ingest so that no garbage
 	// collection removes it before an image references it (PutImage).
 	// Without a lease a layer no image references is collected by the next
 	// GC or Open.
 	Lease *Lease
+	// Files, when set, may offer the bytes of a regular-file entry (by
+	// its cleaned path and size) as an open file, which the store tries to
+	// reflink (FICLONE) into its object instead of writing the bytes again:
+	// a commit of a container's upper dir then costs no second copy on
+	// file systems that share extents (XFS, Btrfs). The store closes the
+	// file. It still hashes the bytes the tar carries and checks that the
+	// clone holds the same bytes, so a wrong or changing file is
+	// ErrDigestMismatch, never a corrupt object; where cloning is not
+	// possible the bytes are written as usual.
+	Files func(path string, size int64) *os.File
 }
 
 // LayerInfo describes a stored layer.
@@ -99,7 +111,7 @@ func (r layerRecord) info() LayerInfo {
 // A layer already stored (same diff_id) is success: the result has Existed
 // set and the existing layer's counts.
 func (s *Store) IngestLayer(ctx context.Context, r io.Reader, opts IngestOptions) (LayerInfo, error) {
-	in := &ingest{s: s, opts: opts, seen: map[string]EntryType{}, opaque: map[string]bool{}, inline: map[digest.Digest][]byte{}, heldSet: map[digest.Digest]bool{}}
+	in := &ingest{s: s, opts: opts, seen: map[string]EntryType{}, opaque: map[string]bool{}, implied: map[string]bool{}, inline: map[digest.Digest][]byte{}, heldSet: map[digest.Digest]bool{}}
 	if in.opts.MaxSize <= 0 {
 		in.opts.MaxSize = s.maxLayerSize
 	}
@@ -126,6 +138,7 @@ type ingest struct {
 	entries []Entry
 	seen    map[string]EntryType // path → type of the non-opaque entry
 	opaque  map[string]bool
+	implied map[string]bool // directories that earlier entries lie in
 	content int64
 
 	held    []digest.Digest // objects this ingest holds
@@ -134,6 +147,7 @@ type ingest struct {
 	inline     map[digest.Digest][]byte
 	inlineSize int
 	heldSet    map[digest.Digest]bool
+	files      bool // the layer has contents in object files
 }
 
 // countingReader counts bytes, reports progress and checks ctx.
@@ -182,7 +196,7 @@ func (in *ingest) run(ctx context.Context, r io.Reader) (LayerInfo, error) {
 		defer gz.Close()
 		dec = gz
 	case bytes.HasPrefix(magic, zstdMagic):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			return LayerInfo{}, fmt.Errorf("zstd: %w: %w", ErrInvalidLayer, err)
 		}
@@ -238,6 +252,11 @@ func (in *ingest) run(ctx context.Context, r io.Reader) (LayerInfo, error) {
 	}
 	if err := in.flushInline(ctx); err != nil {
 		return LayerInfo{}, err
+	}
+	if in.files {
+		if err := in.s.syncObjects(); err != nil {
+			return LayerInfo{}, err
+		}
 	}
 	return in.commit(ctx, info, split.Bytes())
 }
@@ -380,6 +399,9 @@ func (in *ingest) add(ctx context.Context, hdr *tar.Header, tr io.Reader, buf []
 			return invalid("entry %q lies below %s %q", hdr.Name, t, d)
 		}
 	}
+	if e.Type != TypeDir && e.Type != TypeOpaque && in.implied[e.Path] {
+		return invalid("%s %q is the directory of earlier entries", e.Type, hdr.Name)
+	}
 	if e.Type == TypeOpaque {
 		if in.opaque[e.Path] {
 			return invalid("duplicate opaque marker %q", hdr.Name)
@@ -416,7 +438,7 @@ func (in *ingest) add(ctx context.Context, hdr *tar.Header, tr io.Reader, buf []
 		e.Linkname = t
 	case TypeRegular:
 		e.Size = hdr.Size
-		d, inline, err := in.store(ctx, tr, hdr.Size, buf)
+		d, inline, err := in.store(ctx, tr, e.Path, hdr.Size, buf)
 		if err != nil {
 			return fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
@@ -426,12 +448,15 @@ func (in *ingest) add(ctx context.Context, hdr *tar.Header, tr io.Reader, buf []
 	if e.Type != TypeOpaque {
 		in.seen[e.Path] = e.Type
 	}
+	for d := path.Dir(e.Path); d != "." && d != "/" && !in.implied[d]; d = path.Dir(d) {
+		in.implied[d] = true
+	}
 	in.entries = append(in.entries, e)
 	return nil
 }
 
 // store writes one file's content, size bytes from r, and holds it.
-func (in *ingest) store(ctx context.Context, r io.Reader, size int64, buf []byte) (digest.Digest, bool, error) {
+func (in *ingest) store(ctx context.Context, r io.Reader, name string, size int64, buf []byte) (digest.Digest, bool, error) {
 	s := in.s
 	if size <= s.inlineThreshold {
 		data := make([]byte, size)
@@ -457,13 +482,19 @@ func (in *ingest) store(ctx context.Context, r io.Reader, size int64, buf []byte
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // a no-op once renamed
+	if in.opts.Files != nil {
+		if d, ok, err := in.cloned(f, r, name, size, buf); ok || err != nil {
+			f.Close()
+			if err != nil {
+				return "", false, err
+			}
+			return in.place(tmp, d)
+		}
+	}
 	h := sha256.New()
 	n, err := io.CopyBuffer(io.MultiWriter(f, h), io.LimitReader(r, size), buf)
 	if err == nil && n != size {
 		err = io.ErrUnexpectedEOF
-	}
-	if err == nil {
-		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -471,16 +502,59 @@ func (in *ingest) store(ctx context.Context, r io.Reader, size int64, buf []byte
 	if err != nil {
 		return "", false, err
 	}
-	d := digest.NewDigest(digest.SHA256, h)
+	return in.place(tmp, digest.NewDigest(digest.SHA256, h))
+}
+
+// place moves a written temp file into place as object d and holds it.
+func (in *ingest) place(tmp string, d digest.Digest) (digest.Digest, bool, error) {
+	in.files = true
 	if in.holds(d) {
 		return d, false, nil
 	}
 	in.hold(d)
-	if err := s.placeObject(tmp, d); err != nil {
+	if err := in.s.placeObject(tmp, d); err != nil {
 		return "", false, err
 	}
 	in.created = append(in.created, d)
 	return d, false, nil
+}
+
+// cloned fills the temp file f with a reflink of the file opts.Files
+// offers for the entry, hashing the entry's bytes from the tar and the
+// clone's bytes, which must match. It reports false, with nothing read
+// from the tar, when there is no offer or the file system cannot clone.
+func (in *ingest) cloned(f *os.File, r io.Reader, name string, size int64, buf []byte) (digest.Digest, bool, error) {
+	src := in.opts.Files(name, size)
+	if src == nil {
+		return "", false, nil
+	}
+	err := unix.IoctlFileClone(int(f.Fd()), int(src.Fd()))
+	src.Close()
+	if err != nil {
+		return "", false, nil
+	}
+	th := sha256.New()
+	if n, err := io.CopyBuffer(th, io.LimitReader(r, size), buf); err != nil {
+		return "", false, err
+	} else if n != size {
+		return "", false, io.ErrUnexpectedEOF
+	}
+	ch := sha256.New()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", false, err
+	}
+	n, err := io.CopyBuffer(ch, f, buf)
+	if err != nil {
+		return "", false, err
+	}
+	d := digest.NewDigest(digest.SHA256, th)
+	if n != size || digest.NewDigest(digest.SHA256, ch) != d {
+		return "", false, fmt.Errorf("entry %q: the offered file does not hold the tar's bytes: %w", name, ErrDigestMismatch)
+	}
+	if err := f.Sync(); err != nil {
+		return "", false, err
+	}
+	return d, true, nil
 }
 
 func (in *ingest) holds(d digest.Digest) bool { return in.heldSet[d] }
@@ -491,39 +565,36 @@ func (in *ingest) hold(d digest.Digest) {
 	in.heldSet[d] = true
 }
 
-// placeObject renames a written temp file into place: rename is atomic, and
-// the directory is synced so that the name survives a crash. An object
-// already present is left alone (its bytes are the same by definition).
+// placeObject renames a written temp file into place (rename is atomic).
+// An object already present is left alone: its bytes are the same by
+// definition. Nothing is synced here: syncObjects makes every object file
+// and name durable at once before the metadata naming them commits, one
+// syncfs instead of two fsyncs per file.
 func (s *Store) placeObject(tmp string, d digest.Digest) error {
 	dst := s.objectFile(d)
 	if _, err := os.Stat(dst); err == nil {
 		return nil
 	}
-	dir := filepath.Dir(dst)
-	if _, err := os.Stat(dir); err != nil {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
-		if err := syncDir(filepath.Dir(dir)); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, dst); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return os.Rename(tmp, dst)
 }
 
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
+// syncObjects flushes the file system holding the objects: contents, inodes
+// and directory entries. An object another ingest wrote and this one found
+// in place is covered too, so a layer never commits naming bytes that a
+// crash could lose.
+func (s *Store) syncObjects() error {
+	f, err := os.Open(s.path("objects"))
 	if err != nil {
 		return err
 	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("sync objects: %w", err)
 	}
-	return err
+	return nil
 }
 
 // flushInline writes the small contents gathered so far, skipping those
@@ -628,7 +699,22 @@ func (in *ingest) commit(ctx context.Context, info LayerInfo, split []byte) (Lay
 	}
 	val, err := json.Marshal(rec)
 	if err != nil {
-		return LayerInfo{}, err
+		return LayerInfo{}, errors.Join(err, dropChunks())
+	}
+	// The object counts change in as many transactions as the layer
+	// needs; the pending marker, written first, tells Open to recount if
+	// the process dies before the layer record commits.
+	if err := s.update(ctx, func(txn *badger.Txn) error {
+		return txn.Set(pendingKey(id), []byte(info.DiffID))
+	}); err != nil {
+		return LayerInfo{}, errors.Join(err, dropChunks())
+	}
+	undo := func() error {
+		_, err := s.adjustRefs(ctx, objs, -1)
+		return errors.Join(err, dropChunks(), s.deleteKeys(ctx, [][]byte{pendingKey(id)}))
+	}
+	if _, err := s.adjustRefs(ctx, objs, +1); err != nil {
+		return LayerInfo{}, errors.Join(err, undo())
 	}
 	err = s.update(ctx, func(txn *badger.Txn) error {
 		if _, err := txn.Get(layerKey(info.DiffID)); err == nil {
@@ -637,31 +723,65 @@ func (in *ingest) commit(ctx context.Context, info LayerInfo, split []byte) (Lay
 		if err := txn.Set(layerKey(info.DiffID), val); err != nil {
 			return err
 		}
-		for d, ov := range objs {
-			b, err := getValue(txn, objectKey(d))
-			if err == nil {
-				if ov, err = decodeObjectValue(b); err != nil {
-					return err
-				}
-			} else if !errors.Is(err, ErrNotFound) {
-				return err
-			}
-			ov.Refs++
-			if err := txn.Set(objectKey(d), ov.encode()); err != nil {
-				return err
-			}
-		}
-		return nil
+		return txn.Delete(pendingKey(id))
 	})
 	if errors.Is(err, errExisted) {
-		if err := dropChunks(); err != nil {
+		if err := undo(); err != nil {
 			return LayerInfo{}, err
 		}
 		return existing()
 	}
 	if err != nil {
-		return LayerInfo{}, errors.Join(err, dropChunks())
+		return LayerInfo{}, errors.Join(err, undo())
 	}
 	info.Refs = 0
 	return info, nil
+}
+
+// adjustRefs adds delta to the reference count of each object, creating
+// records as needed and deleting those that reach zero (returned), in
+// transactions of at most s.refBatch objects.
+func (s *Store) adjustRefs(ctx context.Context, objs map[digest.Digest]objectValue, delta int64) ([]digest.Digest, error) {
+	ds := make([]digest.Digest, 0, len(objs))
+	for d := range objs {
+		ds = append(ds, d)
+	}
+	var gone []digest.Digest
+	for len(ds) > 0 {
+		batch := ds[:min(len(ds), s.refBatch)]
+		ds = ds[len(batch):]
+		var batchGone []digest.Digest
+		err := s.update(ctx, func(txn *badger.Txn) error {
+			batchGone = batchGone[:0]
+			for _, d := range batch {
+				ov := objs[d]
+				ov.Refs = 0
+				b, err := getValue(txn, objectKey(d))
+				if err == nil {
+					if ov, err = decodeObjectValue(b); err != nil {
+						return err
+					}
+				} else if !errors.Is(err, ErrNotFound) {
+					return err
+				} else if delta < 0 {
+					continue
+				}
+				if ov.Refs += delta; ov.Refs > 0 {
+					err = txn.Set(objectKey(d), ov.encode())
+				} else {
+					err = txn.Delete(objectKey(d))
+					batchGone = append(batchGone, d)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return gone, err
+		}
+		gone = append(gone, batchGone...)
+	}
+	return gone, nil
 }

@@ -21,6 +21,7 @@ const (
 	kindImage  byte = 'M' // image record
 	kindTag    byte = 'T' // tag → image ID
 	kindBucket byte = 'K' // other packages' records
+	kindPend   byte = 'P' // a layer commit or removal in progress
 )
 
 // Chunk parts: which stream of a layer a chunk belongs to.
@@ -103,6 +104,26 @@ func parseChunkKey(k []byte) (chunkID, byte, uint32, error) {
 	}
 	copy(id[:], k[1:17])
 	return id, k[17], binary.BigEndian.Uint32(k[18:]), nil
+}
+
+// pendingKey marks an ingest (or a layer removal) whose object reference
+// counts are changing over several transactions; its value is the diff_id.
+// A marker found at Open means the counts may be off: they are recounted.
+//
+//	+-----+-------------+
+//	| 'P' | chunk id    |
+//	+-----+-------------+
+//	  1 B   16 B
+func pendingKey(id chunkID) []byte { return append([]byte{kindPend}, id[:]...) }
+
+// parsePendingKey is the inverse of pendingKey.
+func parsePendingKey(k []byte) (chunkID, error) {
+	var id chunkID
+	if len(k) != 17 || k[0] != kindPend {
+		return id, fmt.Errorf("pending key %x: malformed", k)
+	}
+	copy(id[:], k[1:])
+	return id, nil
 }
 
 // tagKey maps a normalized reference to an image ID:

@@ -238,21 +238,32 @@ func (s *Store) ReadInline(ctx context.Context, d digest.Digest) ([]byte, error)
 	return b, nil
 }
 
-// OpenContent opens a stored content, inline or not.
+// OpenContent opens a stored content, inline or not; ErrNotFound when d
+// is not stored. The empty content is always there.
 func (s *Store) OpenContent(ctx context.Context, d digest.Digest) (io.ReadCloser, error) {
 	if d == digest.SHA256.FromBytes(nil) {
 		return io.NopCloser(bytes.NewReader(nil)), nil
 	}
-	o, err := s.Object(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	if o.Inline {
-		b, err := s.ReadInline(ctx, d)
+	var inline []byte
+	var isInline bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		b, err := getValue(txn, objectKey(d))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return io.NopCloser(bytes.NewReader(b)), nil
+		ov, err := decodeObjectValue(b)
+		if err != nil || !ov.Inline {
+			return err
+		}
+		isInline = true
+		inline, err = getValue(txn, inlineKey(d))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object %s: %w", d, err)
+	}
+	if isInline {
+		return io.NopCloser(bytes.NewReader(inline)), nil
 	}
 	f, err := os.Open(s.objectFile(d))
 	if err != nil {
@@ -371,9 +382,13 @@ func (s *Store) removeLayer(ctx context.Context, diffID digest.Digest) error {
 			objs[e.Digest] = true
 		}
 	}
-	var gone []digest.Digest
+	id, err := parseChunkID(rec.Chunks)
+	if err != nil {
+		return err
+	}
+	// The record goes first, with a pending marker that tells Open to
+	// recount the objects should the process die halfway.
 	err = s.update(ctx, func(txn *badger.Txn) error {
-		gone = gone[:0]
 		cur, err := s.layerRecord(txn, diffID)
 		if err != nil {
 			return err
@@ -384,37 +399,26 @@ func (s *Store) removeLayer(ctx context.Context, diffID digest.Digest) error {
 		if err := txn.Delete(layerKey(diffID)); err != nil {
 			return err
 		}
-		for d := range objs {
-			b, err := getValue(txn, objectKey(d))
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			ov, err := decodeObjectValue(b)
-			if err != nil {
-				return err
-			}
-			if ov.Refs--; ov.Refs > 0 {
-				err = txn.Set(objectKey(d), ov.encode())
-			} else {
-				err = txn.Delete(objectKey(d))
-				gone = append(gone, d)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+		return txn.Set(pendingKey(id), []byte(diffID))
 	})
-	if errors.Is(err, errKeep) {
+	if errors.Is(err, errKeep) || errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return errors.Join(s.dropChunks(ctx, rec), s.removeUnreferenced(ctx, gone))
+	vals := make(map[digest.Digest]objectValue, len(objs))
+	for d := range objs {
+		vals[d] = objectValue{}
+	}
+	gone, err := s.adjustRefs(ctx, vals, -1)
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(s.dropChunks(ctx, rec), s.removeUnreferenced(ctx, gone)); err != nil {
+		return err
+	}
+	return s.deleteKeys(ctx, [][]byte{pendingKey(id)})
 }
 
 // GC removes every layer that no image references and no lease holds, and

@@ -43,6 +43,7 @@ type Store struct {
 	db              *badger.DB
 	maxLayerSize    int64
 	inlineThreshold int64
+	refBatch        int // objects per reference-count transaction
 
 	// mu guards the holds and serializes every decision to delete a layer
 	// or an object, so that nothing held by an ingest or a lease in flight
@@ -50,6 +51,11 @@ type Store struct {
 	mu         sync.Mutex
 	layerHolds map[digest.Digest]int
 	objHolds   map[digest.Digest]int
+
+	stopGC    chan struct{}
+	gcDone    chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Option configures Open.
@@ -74,6 +80,7 @@ func Open(ctx context.Context, root string, opts ...Option) (*Store, error) {
 		inlineThreshold: DefaultInlineThreshold,
 		layerHolds:      map[digest.Digest]int{},
 		objHolds:        map[digest.Digest]int{},
+		refBatch:        10000,
 	}
 	for _, o := range opts {
 		o(s)
@@ -97,15 +104,39 @@ func Open(ctx context.Context, root string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: clean up: %w", root, err)
 	}
+	s.stopGC, s.gcDone = make(chan struct{}), make(chan struct{})
+	go s.valueLogGC()
 	return s, nil
 }
 
-// Close closes the database. Object files stay valid.
-func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close store: %w", err)
+// valueLogGC reclaims Badger value-log space left by deleted index pieces
+// and inline contents; Badger never does it by itself.
+func (s *Store) valueLogGC() {
+	defer close(s.gcDone)
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopGC:
+			return
+		case <-t.C:
+			for s.db.RunValueLogGC(0.5) == nil {
+			}
+		}
 	}
-	return nil
+}
+
+// Close closes the database; later calls return the first call's result.
+// Object files stay valid.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stopGC)
+		<-s.gcDone
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("close store: %w", err)
+		}
+	})
+	return s.closeErr
 }
 
 // Root is the directory the store lives in.
@@ -202,28 +233,36 @@ func (s *Store) releaseLayer(d digest.Digest) {
 }
 
 // removeUnreferenced deletes the bytes of each object that has no object
-// record and no hold: its file, or its inline value. Callers hold s.mu.
+// record and no hold: its file, or its inline value. Callers hold s.mu,
+// which also keeps ingests from taking a new hold meanwhile.
 func (s *Store) removeUnreferenced(ctx context.Context, ds []digest.Digest) error {
-	var errs []error
-	for _, d := range ds {
-		if s.objHolds[d] > 0 {
-			continue
-		}
-		err := s.update(ctx, func(txn *badger.Txn) error {
-			if _, err := getValue(txn, objectKey(d)); err == nil {
-				return errKeep
-			} else if !errors.Is(err, ErrNotFound) {
+	var dead []digest.Digest
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, d := range ds {
+			if s.objHolds[d] > 0 {
+				continue
+			}
+			if _, err := txn.Get(objectKey(d)); err == nil {
+				continue
+			} else if !errors.Is(err, badger.ErrKeyNotFound) {
 				return err
 			}
-			return txn.Delete(inlineKey(d))
-		})
-		if errors.Is(err, errKeep) {
-			continue
+			dead = append(dead, d)
 		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	keys := make([][]byte, len(dead))
+	for i, d := range dead {
+		keys[i] = inlineKey(d)
+	}
+	if err := s.deleteKeys(ctx, keys); err != nil {
+		return err
+	}
+	var errs []error
+	for _, d := range dead {
 		if err := os.Remove(s.objectFile(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -240,6 +279,9 @@ func (s *Store) recover(ctx context.Context) error {
 		return err
 	}
 	if err := os.MkdirAll(s.path("tmp"), 0o700); err != nil {
+		return err
+	}
+	if err := s.recount(ctx); err != nil {
 		return err
 	}
 	if err := s.GC(ctx); err != nil {
@@ -357,3 +399,75 @@ func (s *Store) Records(ctx context.Context) (map[string][]byte, error) {
 
 // InlineThreshold is the largest file size the store keeps inline.
 func (s *Store) InlineThreshold() int64 { return s.inlineThreshold }
+
+// recount runs when a pending marker shows that a process died while
+// changing object reference counts: it sets every object's count from the
+// layer indexes, the source of truth. Objects no layer names get no record,
+// so the rest of recovery removes their bytes.
+func (s *Store) recount(ctx context.Context) error {
+	var markers [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		return scan(txn, []byte{kindPend}, false, func(k, _ []byte) error {
+			markers = append(markers, k)
+			return nil
+		})
+	})
+	if err != nil || len(markers) == 0 {
+		return err
+	}
+	want := map[digest.Digest]int64{}
+	var layers []digest.Digest
+	err = s.db.View(func(txn *badger.Txn) error {
+		return scan(txn, []byte{kindLayer}, true, func(_, v []byte) error {
+			rec, err := decodeLayerRecord(v)
+			if err != nil {
+				return err
+			}
+			layers = append(layers, rec.DiffID)
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		es, err := s.Entries(ctx, l)
+		if err != nil {
+			return err
+		}
+		seen := map[digest.Digest]bool{}
+		for _, e := range es {
+			if e.Type == TypeRegular && !seen[e.Digest] {
+				seen[e.Digest] = true
+				want[e.Digest]++
+			}
+		}
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	err = s.db.View(func(txn *badger.Txn) error {
+		return scan(txn, []byte{kindObject}, true, func(k, v []byte) error {
+			_, d, err := parseDigestKey(k)
+			if err != nil {
+				return wb.Delete(k)
+			}
+			ov, err := decodeObjectValue(v)
+			if err != nil {
+				return err
+			}
+			if ov.Refs = want[d]; ov.Refs == 0 {
+				return wb.Delete(k)
+			}
+			return wb.Set(k, ov.encode())
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range markers {
+		if err := wb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
+}

@@ -153,6 +153,20 @@ func Start(ctx context.Context, opts Options) error {
 		}
 		select {
 		case werr := <-exited:
+			// Another CLI may have started a daemon at the same moment;
+			// ours then lost the root lock, and theirs answers.
+			for range 40 {
+				pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				_, err := c.Ping(pctx, moby.PingOptions{})
+				cancel()
+				if err == nil {
+					return nil
+				}
+				if !daemonRunning(root) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
 			return fmt.Errorf("daemon exited during start-up (%v): see %s: %w", werr, logPath, ErrDaemonNotReady)
 		case <-deadline.C:
 			return fmt.Errorf("no answer on %s after %s: see %s: %w", opts.Host, opts.Timeout, logPath, ErrDaemonNotReady)
@@ -208,4 +222,19 @@ func (c *Client) Fsck(ctx context.Context) (cas.Report, error) {
 	var r cas.Report
 	err := c.storeRequest(ctx, http.MethodPost, "/fusebox/store/fsck", &r)
 	return r, err
+}
+
+// daemonRunning reports whether some process holds the root's lock, that
+// is, whether a daemon is running (or starting) on root.
+func daemonRunning(root string) bool {
+	f, err := os.OpenFile(filepath.Join(root, "daemon.lock"), os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return true
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false
 }

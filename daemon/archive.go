@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/distribution/reference"
@@ -70,12 +71,18 @@ func (d *Daemon) spool(r io.Reader) (string, error) {
 		return fail(BadParameterf("%v", err))
 	}
 	defer dr.Close()
-	n, err := io.Copy(f, io.LimitReader(dr, MaxArchiveSize+1))
+	limit := MaxArchiveSize
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(d.tmpDir(), &fs); err == nil {
+		// Leave room for the store to ingest what the archive holds.
+		limit = min(limit, int64(fs.Bavail)*int64(fs.Bsize)/2)
+	}
+	n, err := io.Copy(f, io.LimitReader(dr, limit+1))
 	if err != nil {
 		return fail(BadParameterf("%v: read archive: %v", fimage.ErrBadArchive, err))
 	}
-	if n > MaxArchiveSize {
-		return fail(BadParameterf("%v: larger than %d bytes", fimage.ErrBadArchive, MaxArchiveSize))
+	if n > limit {
+		return fail(BadParameterf("%v: larger than %d bytes, more than half the free space under %s", fimage.ErrBadArchive, limit, d.root))
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(name)
@@ -266,11 +273,11 @@ func (d *Daemon) SaveImages(ctx context.Context, names []string) ([]fimage.SaveI
 }
 
 // imageCreate is POST /images/create: import from the request body
-// (fromSrc=-). Pulling (fromImage) belongs to the registry work.
+// (fromSrc=-), or a pull (fromImage, in registry.go).
 func (d *Daemon) imageCreate(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if q.Get("fromImage") != "" {
-		return classed(ErrNotImplemented, "pull is not supported yet: load the image from an archive instead")
+		return d.imagePull(w, r)
 	}
 	src := q.Get("fromSrc")
 	if src == "" {

@@ -20,6 +20,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/fusebox/fusebox/cas"
+	"github.com/fusebox/fusebox/registry"
 )
 
 // API versions the daemon speaks.
@@ -59,6 +60,9 @@ type Config struct {
 	// (`Exe shim DIR`); empty means the running executable, which is right
 	// for `fusebox daemon` and wrong for a daemon inside a test binary.
 	Exe string
+	// Registry adds to the registry settings of <root>/daemon.json
+	// (mirrors, insecure registries): the daemon's command-line flags.
+	Registry registry.Config
 }
 
 // Daemon is a running fusebox daemon.
@@ -74,6 +78,7 @@ type Daemon struct {
 	store   *cas.Store
 	// containers is every container, with the event bus (containers.go).
 	containers *containerSet
+	mounts     *mountManager
 
 	// ImageUsers, when set (by the containers' routes), names the
 	// containers that use an image, which rmi then refuses to delete

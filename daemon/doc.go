@@ -31,4 +31,16 @@
 // layer leaves the store as it was. Besides Docker's API the daemon serves
 // two endpoints of its own, GET /fusebox/store/usage (space and what dedup
 // saves) and POST /fusebox/store/fsck.
+//
+// The daemon serves every FUSE mount of an image ([Daemon.Mount]): a
+// container's root file system, or an image mounted on the host with
+// `fusebox mount` (GET, POST and DELETE /fusebox/mounts, GET
+// /fusebox/mounts/changes). The layers come from the store through one
+// layerfs.CASLayers, so each layer's file index is read once and every
+// mount of an image shares one merged view. A mounted image's layers are
+// held in the store (rmi refuses the image unless forced, and forced only
+// untags it). Mounts show as type fuse.fusebox with the source
+// "fusebox@<root>", by which a daemon starting on the root finds and
+// unmounts what a dead predecessor left; the scratch upper dirs of
+// `fusebox mount --rw` live in <root>/mounts and go with their mount.
 package daemon

@@ -177,7 +177,12 @@ func parseImageFilters(r *http.Request) (imageFilters, error) {
 func matchReference(patterns, refs []string) bool {
 	for _, p := range patterns {
 		for _, r := range familiarAll(refs) {
-			repo, _, _ := strings.Cut(r, ":")
+			repo := r
+			// The tag's colon is the last one after the last slash: a
+			// registry's host:port comes before it (127.0.0.1:5000/app).
+			if i := strings.LastIndexByte(r, ':'); i > strings.LastIndexByte(r, '/') {
+				repo = r[:i]
+			}
 			if ok, _ := path.Match(p, r); ok {
 				return true
 			}
@@ -424,7 +429,8 @@ func (d *Daemon) imageDelete(w http.ResponseWriter, r *http.Request) error {
 // RemoveImage is `rmi` with Docker's rules: a tagged name untags, and the
 // image goes when its last tag does; an ID deletes the image and all its
 // tags, which takes force when there are several; an image a container
-// uses stays unless forced; an image with children stays whatever force
+// uses or that is mounted (Daemon.Mount) stays unless forced, and even
+// forced it is only untagged; an image with children stays whatever force
 // says.
 func (d *Daemon) RemoveImage(ctx context.Context, name string, force bool) ([]image.DeleteResponse, error) {
 	id, ref, err := d.ResolveImage(ctx, name)
@@ -448,10 +454,14 @@ func (d *Daemon) RemoveImage(ctx context.Context, name string, force bool) ([]im
 		out = append(out, image.DeleteResponse{Untagged: familiarAll([]string{full})[0]})
 		return nil
 	}
+	mounts := d.imageMounts(id)
 	refs := tags[id]
 	if ref != nil {
 		if len(users) > 0 && !force && len(refs) == 1 {
 			return nil, Conflictf("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", name, shortID(users[0]), short)
+		}
+		if len(mounts) > 0 && !force && len(refs) == 1 {
+			return nil, Conflictf("conflict: unable to remove repository reference %q (must force) - image %s is mounted at %s", name, short, mounts[0])
 		}
 		if err := untag(ref.String()); err != nil {
 			return nil, err
@@ -466,6 +476,9 @@ func (d *Daemon) RemoveImage(ctx context.Context, name string, force bool) ([]im
 		if len(users) > 0 && !force {
 			return nil, Conflictf("conflict: unable to delete %s (must be forced) - image is being used by stopped container %s", short, shortID(users[0]))
 		}
+		if len(mounts) > 0 && !force {
+			return nil, Conflictf("conflict: unable to delete %s (must be forced) - image is mounted at %s", short, mounts[0])
+		}
 		if children, err := d.children(ctx, id); err != nil {
 			return nil, err
 		} else if len(children) > 0 {
@@ -477,8 +490,8 @@ func (d *Daemon) RemoveImage(ctx context.Context, name string, force bool) ([]im
 			}
 		}
 	}
-	if len(users) > 0 {
-		return out, nil // forced: untagged, but the container keeps its image
+	if len(users) > 0 || len(mounts) > 0 {
+		return out, nil // forced: untagged, but the container or mount keeps its image
 	}
 	if children, err := d.children(ctx, id); err != nil {
 		return nil, err
@@ -537,6 +550,9 @@ func (d *Daemon) imagePrune(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		if d.ImageUsers != nil && len(d.ImageUsers(ctx, rec.ID)) > 0 {
+			continue
+		}
+		if len(d.imageMounts(rec.ID)) > 0 {
 			continue
 		}
 		if ch, err := d.children(ctx, rec.ID); err != nil || len(ch) > 0 {

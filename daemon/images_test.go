@@ -3,6 +3,7 @@ package daemon
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -400,6 +401,23 @@ func TestBadLoads(t *testing.T) {
 			}
 		})
 	}
+	// A compressed bomb: small on the wire, over the limit unpacked.
+	t.Run("decompression bomb", func(t *testing.T) {
+		old := MaxArchiveSize
+		MaxArchiveSize = 1 << 20
+		defer func() { MaxArchiveSize = old }()
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		zw.Write(make([]byte, 8<<20))
+		zw.Close()
+		_, err := tryLoad(c, gz.Bytes())
+		if err == nil || !strings.Contains(err.Error(), "larger than 1048576 bytes") {
+			t.Fatalf("err = %v", err)
+		}
+		if after := snapshot(t, d); !reflect.DeepEqual(before, after) {
+			t.Error("failed load changed the store")
+		}
+	})
 	// Nothing left in the spool either.
 	if ents, _ := os.ReadDir(d.tmpDir()); len(ents) != 0 {
 		t.Errorf("spool not empty: %v", ents)

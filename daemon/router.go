@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 )
@@ -60,7 +61,7 @@ var versionPrefix = regexp.MustCompile(`^/v(\d+\.\d+)(/|$)`)
 
 type apiVersionKey struct{}
 
-// APIVersion is the version the request's path asked for ("1.44"), or
+// RequestAPIVersion is the version the request's path asked for ("1.44"), or
 // [APIVersion] when the path had no version prefix.
 func RequestAPIVersion(r *http.Request) string {
 	if v, ok := r.Context().Value(apiVersionKey{}).(string); ok {
@@ -97,6 +98,14 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.SetPathValue(k, v)
 		}
 		rw := &trackingWriter{ResponseWriter: w}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// Changes are logged, reads are not: the log says what
+			// happened to the store without drowning in pings.
+			start := time.Now()
+			defer func() {
+				rt.log.Info("api", "method", r.Method, "path", r.URL.Path, "took", time.Since(start).Round(time.Millisecond))
+			}()
+		}
 		if err := rte.handler(rw, r); err != nil {
 			code := StatusOf(err)
 			if code >= 500 {

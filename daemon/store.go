@@ -40,7 +40,7 @@ func (d *Daemon) openState(ctx context.Context) error {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return fmt.Errorf("create spool: %w", err)
 	}
-	return nil
+	return d.openMounts(ctx)
 }
 
 // Store is the daemon's content-addressed store.

@@ -21,14 +21,14 @@ import (
 
 // Media types of layers as archives name them.
 const (
-	MediaTypeLayer         = ocispec.MediaTypeImageLayer
-	MediaTypeLayerGzip     = ocispec.MediaTypeImageLayerGzip
-	MediaTypeLayerZstd     = ocispec.MediaTypeImageLayerZstd
-	MediaTypeDockerLayer   = "application/vnd.docker.image.rootfs.diff.tar"
-	MediaTypeDockerGzip    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-	MediaTypeDockerConfig  = "application/vnd.docker.container.image.v1+json"
-	MediaTypeDockerManifst = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeDockerList    = "application/vnd.docker.distribution.manifest.list.v2+json"
+	MediaTypeLayer          = ocispec.MediaTypeImageLayer
+	MediaTypeLayerGzip      = ocispec.MediaTypeImageLayerGzip
+	MediaTypeLayerZstd      = ocispec.MediaTypeImageLayerZstd
+	MediaTypeDockerLayer    = "application/vnd.docker.image.rootfs.diff.tar"
+	MediaTypeDockerGzip     = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	MediaTypeDockerConfig   = "application/vnd.docker.container.image.v1+json"
+	MediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
+	MediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
 )
 
 // Annotations that carry an image's name in an OCI index.
@@ -333,7 +333,7 @@ func readOCILayout(fsys fs.FS) ([]ArchiveImage, error) {
 				if err := walk(sub.Manifests, depth+1); err != nil {
 					return err
 				}
-			case ocispec.MediaTypeImageManifest, MediaTypeDockerManifst:
+			case ocispec.MediaTypeImageManifest, MediaTypeDockerManifest:
 				img, err := ociImage(fsys, d)
 				if err != nil {
 					return err

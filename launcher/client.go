@@ -112,7 +112,7 @@ func (s *Shim) Pid() int { return s.pid }
 // StateDir is the container's state directory.
 func (s *Shim) StateDir() string { return s.stateDir }
 
-// LogPath returns the json-file log of cfg.
+// logPath is where the container's json-file log goes.
 func (cfg Config) logPath() string {
 	if cfg.LogPath != "" {
 		return cfg.LogPath
@@ -195,8 +195,15 @@ func Start(ctx context.Context, cfg Config) (*Shim, error) {
 	select {
 	case r = <-got:
 	case <-ctx.Done():
-		_ = cmd.Process.Kill()
-		<-exited
+		// SIGTERM, not SIGKILL: a shim that got as far as the container
+		// kills and destroys it before it exits.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
 		return nil, ctx.Err()
 	}
 	if r.err != nil {

@@ -32,4 +32,10 @@
 //     the daemon may unmount the rootfs as soon as Wait returns. The shim
 //     also records the status in the state directory ([ReadExitStatus]) for
 //     a daemon that was not there to see it.
+//
+// A daemon that restarts finds a running shim again with [Connect]; since a
+// container can't outlive the FUSE mount of the daemon that served it,
+// [Cleanup] kills what is left of a container (through its shim, or by its
+// cgroups when the shim is gone) and leaves only its log and exit status.
+// The log is read with [ReadLogs].
 package launcher

@@ -60,6 +60,8 @@ func (l *logFile) write(stream string, line []byte) {
 
 func (l *logFile) Close() error { return l.f.Close() }
 
+var _ io.Writer = (*logStream)(nil)
+
 // logStream is an io.Writer that cuts what it gets into lines for one
 // stream of a logFile.
 type logStream struct {

@@ -48,8 +48,6 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
 func needRoot(t *testing.T) {
 	t.Helper()
 	if skipReason != "" {

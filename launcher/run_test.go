@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -678,5 +679,163 @@ func TestOOMKilled(t *testing.T) {
 	r = runContainer(t, container{opts: Options{Memory: 8 << 20, Args: []string{"true"}}})
 	if r.exit.ExitCode != 0 || r.exit.OOMKilled {
 		t.Fatalf("exit %+v", r.exit)
+	}
+}
+
+// TestFUSERootfs runs containers on a rootfs served over FUSE (Debian's
+// fuse-overlayfs), as the daemon's will be: the shim's working directory is
+// off the mount, and what the containers write lands in the upper dir.
+func TestFUSERootfs(t *testing.T) {
+	needRoot(t)
+	bin, err := exec.LookPath("fuse-overlayfs")
+	if err != nil || !fileExists("/dev/fuse") {
+		t.Skip("needs fuse-overlayfs and /dev/fuse")
+	}
+	lower := busyboxRootfs(t)
+	dir := t.TempDir()
+	upper, work, merged := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "merged")
+	for _, d := range []string{upper, work, merged} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,allow_other", lower, upper, work)
+	if out, err := exec.Command(bin, "-o", opts, merged).CombinedOutput(); err != nil {
+		t.Fatalf("fuse-overlayfs: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", merged).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v\n%s", err, out)
+		}
+	})
+	const n = 5
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			s, _, err := startContainer(t, ctx, container{rootfs: merged, opts: Options{Args: []string{"sh", "-c", fmt.Sprintf("echo %d > /tmp/f%d && cat /tmp/f%d", i, i, i)}}})
+			if err != nil {
+				t.Errorf("start %d: %v", i, err)
+				return
+			}
+			var out syncBuffer
+			a, err := s.Attach(ctx, Stdio{Stdout: &out})
+			if err != nil {
+				t.Errorf("attach %d: %v", i, err)
+				return
+			}
+			if err := s.Begin(ctx); err != nil {
+				t.Errorf("begin %d: %v", i, err)
+				return
+			}
+			st, err := s.Wait(ctx)
+			_ = a.Wait()
+			if err != nil || st.ExitCode != 0 || out.String() != fmt.Sprintf("%d\n", i) {
+				t.Errorf("container %d: %q %+v %v", i, out.String(), st, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if b, err := os.ReadFile(filepath.Join(upper, "tmp", fmt.Sprintf("f%d", i))); err != nil || string(b) != fmt.Sprintf("%d\n", i) {
+			t.Errorf("upper f%d: %q %v", i, b, err)
+		}
+	}
+}
+
+// TestShimKilled: a shim told to stop takes its container down with it and
+// still cleans up, so nothing runs unsupervised.
+func TestShimKilled(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, cfg, err := startContainer(t, ctx, container{opts: Options{Args: []string{"sleep", "100"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(st.ShimPid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exit, err := s.Wait(ctx)
+	if err != nil || exit.ExitCode != 137 {
+		t.Fatalf("exit %+v, %v", exit, err)
+	}
+	assertCleanedUp(t, cfg)
+}
+
+// TestCleanup covers what a daemon coming back finds: a shim still
+// running, a shim that was killed and left its container running, and a
+// container that exited long ago.
+func TestCleanup(t *testing.T) {
+	needRoot(t)
+	for _, tc := range []struct {
+		name     string
+		killShim bool
+		exited   bool
+		code     int
+		lost     bool
+	}{
+		{"live shim", false, false, 137, false},
+		{"lost shim", true, false, 137, true},
+		{"exited", false, true, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			args := []string{"sleep", "100"}
+			if tc.exited {
+				args = []string{"true"}
+			}
+			s, cfg, err := startContainer(t, ctx, container{opts: Options{Args: args}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Begin(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if tc.exited {
+				if _, err := s.Wait(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.killShim {
+				st, err := s.State(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := syscall.Kill(st.ShimPid, syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, "the shim to die", 10*time.Second, func() bool {
+					_, err := s.State(ctx)
+					return errors.Is(err, ErrShimGone)
+				})
+				if err := syscall.Kill(s.Pid(), 0); err != nil {
+					t.Fatalf("the container died with its shim: %v", err)
+				}
+			}
+			st, err := Cleanup(ctx, cfg.StateDir, cfg.ID)
+			if err != nil || st.ExitCode != tc.code || (st.Error != "") != tc.lost {
+				t.Fatalf("cleanup: %+v, %v", st, err)
+			}
+			if !tc.exited {
+				waitFor(t, "the container to die", 10*time.Second, func() bool {
+					b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.Pid()))
+					// Gone, or a zombie of a process that isn't ours to reap.
+					return len(b) == 0 || strings.Contains(string(b), ") Z ")
+				})
+			}
+			assertCleanedUp(t, cfg)
+		})
 	}
 }

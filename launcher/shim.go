@@ -146,6 +146,10 @@ func (s *shim) run(ctx context.Context, tell func(readyMsg)) error {
 		}
 	}()
 	signal.Ignore(unix.SIGPIPE, unix.SIGHUP)
+	// Caught from the start, so that a SIGTERM during the create waits in
+	// the channel and kills the container once it exists.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
 
 	s.log, err = openLogFile(s.cfg.LogPath)
 	if err != nil {
@@ -177,8 +181,6 @@ func (s *shim) run(ctx context.Context, tell func(readyMsg)) error {
 
 	// Killing the shim kills its container, so that nothing outlives it
 	// unsupervised; the usual exit path then cleans up.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
 	go func() {
 		select {
 		case <-sigs:
@@ -326,10 +328,6 @@ func (s *shim) copyOutput(r io.ReadCloser, stream string, frame byte) {
 // waitAndDestroy waits for the command, drains its output, destroys the
 // container and records the exit.
 func (s *shim) waitAndDestroy() {
-	var oom <-chan struct{}
-	if ch, err := s.container.NotifyOOM(); err == nil {
-		oom = ch
-	}
 	ps, err := s.process.Wait()
 	finished := time.Now().UTC()
 	st := exitStatus(ps, err)
@@ -344,13 +342,7 @@ func (s *shim) waitAndDestroy() {
 	case <-drained:
 	case <-time.After(3 * time.Second):
 	}
-	// The OOM notifier closes its channel when the cgroup goes away, so
-	// only a received value means a kill.
-	select {
-	case _, ok := <-oom:
-		st.OOMKilled = ok
-	case <-time.After(10 * time.Millisecond):
-	}
+	st.OOMKilled = s.oomKills() > 0
 	if s.console != nil {
 		_ = s.console.Close()
 	}
@@ -374,6 +366,40 @@ func (s *shim) waitAndDestroy() {
 	}
 	s.removeRuntimeFiles()
 	close(s.exited)
+}
+
+// oomKills reads how many processes the kernel's OOM killer killed in the
+// container's memory cgroup: the oom_kill line of memory.oom_control
+// (cgroup v1) or memory.events (v2). Reading the counter, rather than
+// listening for events, costs nothing on the exit path and can't miss a
+// kill that happened just before the exit.
+func (s *shim) oomKills() int {
+	st, err := s.container.State()
+	if err != nil {
+		return 0
+	}
+	var files []string
+	if dir, ok := st.CgroupPaths["memory"]; ok {
+		files = append(files, filepath.Join(dir, "memory.oom_control"))
+	}
+	if dir, ok := st.CgroupPaths[""]; ok {
+		files = append(files, filepath.Join(dir, "memory.events"))
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+				var n int
+				if _, err := fmt.Sscanf(v, "%d", &n); err == nil {
+					return n
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // removeRuntimeFiles removes what only a live container needs from the

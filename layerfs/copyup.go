@@ -31,20 +31,48 @@ func (l *layerFS) tmpName() string {
 // copyUp makes the node exist in the upper dir, with its parents. Without
 // data, a regular file becomes a metacopy file: the upper file holds the
 // metadata, is as large as the lower one but sparse, and carries
-// trusted.overlay.metacopy, so its data stays in the lower layer. The
-// caller holds l.mu for writing.
+// trusted.overlay.metacopy, so its data stays in the lower layer.
+//
+// The caller holds l.mu for writing. Copying a regular file's data can
+// take long, so copyUp lets go of l.mu meanwhile (the node's copying
+// channel keeps a second copy-up of it waiting); the caller must not rely
+// on what it computed before the call.
 func (n *node) copyUp(ctx context.Context, withData bool) syscall.Errno {
 	l := n.fsys
-	s := n.state()
-	if s.upper && (!s.metacopy || !withData) {
-		return 0
-	}
-	if s.upper { // metacopy: fetch the data now
-		up := n.upperPath()
-		if errno := l.fillData(ctx, s.lower, up); errno != 0 {
-			return errno
+	for {
+		s := n.state()
+		if s.upper && (!s.metacopy || !withData) {
+			return 0
 		}
-		if err := unix.Lremovexattr(up, xattrMetacopy); err != nil {
+		n.mu.Lock()
+		busy := n.copying
+		n.mu.Unlock()
+		if busy == nil {
+			break
+		}
+		l.mu.Unlock()
+		<-busy
+		l.mu.Lock()
+	}
+	s := n.state()
+	if s.upper { // metacopy: fetch the data now
+		f, err := os.OpenFile(n.upperPath(), os.O_WRONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return fs.ToErrno(err)
+		}
+		done := n.startCopy()
+		l.mu.Unlock()
+		err = l.copyContent(ctx, s.lower, f)
+		if err == nil {
+			err = unix.Fremovexattr(int(f.Fd()), xattrMetacopy)
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		l.mu.Lock()
+		defer n.endCopy(done)
+		if err != nil {
+			l.logf("layerfs: copy up data of %s: %v", n.relPath(), err)
 			return fs.ToErrno(err)
 		}
 		n.setState(nodeState{upper: true, uino: s.uino})
@@ -52,7 +80,10 @@ func (n *node) copyUp(ctx context.Context, withData bool) syscall.Errno {
 	}
 	name, parent := n.Parent()
 	if parent == nil {
-		return syscall.EIO // the root is always in the upper dir
+		if n.IsRoot() {
+			return syscall.EIO // the root is always in the upper dir
+		}
+		return syscall.ENOENT // removed meanwhile
 	}
 	pn := parent.Operations().(*node)
 	if errno := pn.copyUp(ctx, false); errno != 0 {
@@ -61,10 +92,36 @@ func (n *node) copyUp(ctx context.Context, withData bool) syscall.Errno {
 	if s.lower == nil {
 		return syscall.EIO
 	}
-	dst := filepath.Join(pn.upperPath(), name)
 	meta := s.lower.e.Type == cas.TypeRegular && !withData
-	if errno := l.copyObject(ctx, s.lower, dst, !meta); errno != 0 {
-		return errno
+	var dst string
+	if s.lower.e.Type == cas.TypeRegular && withData {
+		done := n.startCopy()
+		defer n.endCopy(done)
+		l.mu.Unlock()
+		tmp, errno := l.buildObject(ctx, s.lower, true)
+		l.mu.Lock()
+		if errno != 0 {
+			return errno
+		}
+		// Where the node is now; it may have been deleted meanwhile.
+		name, parent = n.Parent()
+		var st unix.Stat_t
+		if parent != nil {
+			dst = filepath.Join(parent.Operations().(*node).upperPath(), name)
+		}
+		if parent == nil || unix.Lstat(dst, &st) == nil {
+			os.Remove(tmp)
+			return syscall.ENOENT
+		}
+		if err := unix.Rename(tmp, dst); err != nil {
+			os.Remove(tmp)
+			return fs.ToErrno(err)
+		}
+	} else {
+		dst = filepath.Join(pn.upperPath(), name)
+		if errno := l.copyObject(ctx, s.lower, dst, !meta); errno != 0 {
+			return errno
+		}
 	}
 	ns := nodeState{upper: true, uino: inoOf(dst)}
 	switch {
@@ -80,10 +137,40 @@ func (n *node) copyUp(ctx context.Context, withData bool) syscall.Errno {
 	return 0
 }
 
+// startCopy marks a data copy-up of n in progress.
+func (n *node) startCopy() chan struct{} {
+	done := make(chan struct{})
+	n.mu.Lock()
+	n.copying = done
+	n.mu.Unlock()
+	return done
+}
+
+func (n *node) endCopy(done chan struct{}) {
+	n.mu.Lock()
+	n.copying = nil
+	n.mu.Unlock()
+	close(done)
+}
+
 // copyObject creates a copy of the lower object m at dst: built under a
 // temporary name in the work dir, then renamed into place, so a crash
 // never leaves a half-copied file in the upper dir.
 func (l *layerFS) copyObject(ctx context.Context, m *mnode, dst string, withData bool) syscall.Errno {
+	tmp, errno := l.buildObject(ctx, m, withData)
+	if errno != 0 {
+		return errno
+	}
+	if err := unix.Rename(tmp, dst); err != nil {
+		os.RemoveAll(tmp)
+		l.logf("layerfs: copy up %s: %v", dst, err)
+		return fs.ToErrno(err)
+	}
+	return 0
+}
+
+// buildObject makes a copy of m under a temporary name in the work dir.
+func (l *layerFS) buildObject(ctx context.Context, m *mnode, withData bool) (string, syscall.Errno) {
 	e := m.e
 	tmp := l.tmpName()
 	var err error
@@ -125,15 +212,12 @@ func (l *layerFS) copyObject(ctx context.Context, m *mnode, dst string, withData
 		binary.BigEndian.PutUint64(ino[:], m.ino)
 		err = unix.Lsetxattr(tmp, xattrOrigin, ino[:], 0)
 	}
-	if err == nil {
-		err = unix.Rename(tmp, dst)
-	}
 	if err != nil {
 		os.RemoveAll(tmp)
-		l.logf("layerfs: copy up %s: %v", dst, err)
-		return fs.ToErrno(err)
+		l.logf("layerfs: copy up %s: %v", e.Path, err)
+		return "", fs.ToErrno(err)
 	}
-	return 0
+	return tmp, 0
 }
 
 // setMeta gives p the owner, mode, xattrs and times of e.
@@ -190,23 +274,6 @@ func (l *layerFS) copyContent(ctx context.Context, m *mnode, dst *os.File) error
 	}
 	_, err = io.Copy(dst, c.File)
 	return err
-}
-
-// fillData copies the lower data into an existing metacopy upper file.
-func (l *layerFS) fillData(ctx context.Context, m *mnode, up string) syscall.Errno {
-	f, err := os.OpenFile(up, os.O_WRONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return fs.ToErrno(err)
-	}
-	err = l.copyContent(ctx, m, f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		l.logf("layerfs: copy up data of %s: %v", up, err)
-		return fs.ToErrno(err)
-	}
-	return 0
 }
 
 // linkAliases gives the other paths of a hard-linked lower file the same

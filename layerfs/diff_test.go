@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -206,11 +207,71 @@ func kernelOverlay(t *testing.T, lowers []string, upper, work string) string {
 	return mnt
 }
 
+var diffLowers2 = []layertest.Layer{
+	{
+		dirE("a", 0755), reg("a/x", 0644, "ax"), dirE("b", 0700), reg("b/y", 0600, "by"),
+		dirE("empty", 0755), {Path: "ln", Type: cas.TypeSymlink, Linkname: "a/x"},
+		reg("s", 0644, "s"), dirE("keep", 0755), reg("keep/k", 0644, "k"),
+		{Path: "dx", Type: cas.TypeDir, Mode: 0755, Xattrs: map[string][]byte{"user.d": []byte("1")}},
+	},
+}
+
+func diffOps2(root string) []string {
+	p := func(s string) string { return filepath.Join(root, s) }
+	var res []string
+	rec := func(name string, err error) {
+		var errno syscall.Errno
+		switch {
+		case errors.As(err, &errno):
+			res = append(res, fmt.Sprintf("%s: %v", name, errno))
+		case err != nil:
+			res = append(res, fmt.Sprintf("%s: %v", name, errors.Unwrap(err)))
+		default:
+			res = append(res, name+": ok")
+		}
+	}
+	rec("chmod-dir", os.Chmod(p("a"), 0711))
+	rec("chown-dir", os.Lchown(p("b"), 7, 8))
+	rec("xattr-dir", unix.Lsetxattr(p("dx"), "user.e", []byte("2"), 0))
+	rec("rmxattr-dir", unix.Lremovexattr(p("dx"), "user.d"))
+	rec("lchown-symlink", os.Lchown(p("ln"), 3, 4))
+	rec("mkfifo", unix.Mkfifo(p("fifo"), 0640))
+	rec("rename-dir-over-empty", unix.Rename(p("b"), p("empty"))) // os.Rename refuses existing dirs
+	rec("mkdir-new", os.Mkdir(p("n"), 0755))
+	rec("write-new", os.WriteFile(p("n/f"), []byte("nf"), 0644))
+	rec("exchange-dirs", unix.Renameat2(unix.AT_FDCWD, p("a"), unix.AT_FDCWD, p("n"), unix.RENAME_EXCHANGE))
+	rec("read-exchanged", readEq(p("a/f"), "nf"))
+	rec("read-exchanged-lower", readEq(p("n/x"), "ax"))
+	rec("move-into-renamed", os.Rename(p("s"), p("empty/s")))
+	rec("unlink-in-renamed", os.Remove(p("empty/y")))
+	rec("link-lower", os.Link(p("keep/k"), p("klink")))
+	rec("extend", os.Truncate(p("klink"), 100))
+	rec("utimes-lower", os.Chtimes(p("n/x"), time.Unix(1, 0), time.Unix(2, 0)))
+	rec("rmdir-renamed-nonempty", os.Remove(p("empty")))
+	rec("rm-renamed", os.RemoveAll(p("empty")))
+	rec("mkdir-over-renamed", os.Mkdir(p("b"), 0755))
+	rec("rename-into-self", os.Rename(p("keep"), p("keep/sub")))
+	return res
+}
+
 func TestDifferentialKernelOverlay(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		lowers []layertest.Layer
+		ops    func(string) []string
+	}{
+		{"basic", diffLowers, diffOps},
+		{"dirs", diffLowers2, diffOps2},
+	} {
+		t.Run(tc.name, func(t *testing.T) { differential(t, tc.lowers, tc.ops) })
+	}
+}
+
+func differential(t *testing.T, lowers []layertest.Layer, ops func(string) []string) {
 	layertest.Skip(t)
 	var lowerDirs []string
 	var srcs []layerfs.Source
-	for _, l := range diffLowers {
+	for _, l := range lowers {
 		d := t.TempDir()
 		layertest.WriteDir(t, d, l)
 		s, err := layerfs.NewDirSource(d)
@@ -228,8 +289,8 @@ func TestDifferentialKernelOverlay(t *testing.T) {
 	srv, lmnt := layertest.MountT(t, layerfs.MountOptions{Lowers: srcs, UpperDir: lu, WorkDir: lw})
 	compareTrees(t, "initial", before, snapshot(t, lmnt))
 
-	kres := diffOps(kmnt)
-	lres := diffOps(lmnt)
+	kres := ops(kmnt)
+	lres := ops(lmnt)
 	for i := range kres {
 		if kres[i] != lres[i] {
 			t.Errorf("op %d: layerfs %q, kernel %q", i, lres[i], kres[i])
@@ -250,4 +311,11 @@ func TestDifferentialKernelOverlay(t *testing.T) {
 	if len(changes) == 0 {
 		t.Error("journal recorded nothing")
 	}
+
+	// and the other way: layerfs over the upper dir kernel overlayfs wrote
+	if err := unix.Unmount(kmnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, l2 := layertest.MountT(t, layerfs.MountOptions{Lowers: srcs, UpperDir: ku, WorkDir: kw})
+	compareTrees(t, "layerfs over kernel upper", want, snapshot(t, l2))
 }

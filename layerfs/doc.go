@@ -11,8 +11,13 @@
 // memory. DirSource reads a plain directory in overlayfs's format (0/0
 // character-device whiteouts, trusted.overlay.opaque or
 // user.overlay.opaque set to "y", and the tar names ".wh.NAME" and
-// ".wh..wh..opq"); a CAS-backed source is a thin adapter over the store's
-// file index. The caller passes the sources to Mount:
+// ".wh..wh..opq"); CASSource is a thin adapter over a cas.Store's file
+// index, handed out by a CASLayers (one per store) so that each layer's
+// index is read once and shared by every image and mount that holds the
+// layer. A CASSource opens object files read-only, for passthrough, and
+// checks each object's digest on its first open (one sequential read of
+// the file, once per process); a corrupt object is EIO and a log line,
+// never wrong bytes. The caller passes the sources to Mount:
 //
 //	srv, err := layerfs.Mount(ctx, dir, layerfs.MountOptions{
 //		Lowers:   []layerfs.Source{top, base},
@@ -20,6 +25,9 @@
 //	})
 //	...
 //	defer srv.Unmount()
+//
+// NewRawFS builds the same file system without mounting it, for
+// benchmarks of the request path without the kernel.
 //
 // # The merged view and what is cached
 //
@@ -39,7 +47,13 @@
 // FOPEN_KEEP_CACHE. Every change to the upper dir goes through this mount,
 // so the kernel updates or drops its entries itself; the short timeout
 // only bounds how long a change made behind the mount's back (which is not
-// supported) stays invisible. Lower regular files are opened with FUSE
+// supported) stays invisible. A directory that shows lower content only
+// is opened with FOPEN_CACHE_DIR, so the kernel keeps its listing and a
+// second readdir costs no round trip; any change to it comes through a
+// request on it, after which the kernel drops the listing. While mounted,
+// the upper and work directories are held open (O_PATH), as kernel
+// overlayfs holds them, so walking to them never waits for the disk after
+// the caches are dropped. Lower regular files are opened with FUSE
 // passthrough when the kernel grants it (CAP_PASSTHROUGH, root): reads then
 // go straight to the layer's file without a round trip through this
 // process; otherwise they are spliced from the file descriptor. Inline
@@ -70,7 +84,9 @@
 // is marked opaque; renaming a lower directory copies it up empty and
 // records trusted.overlay.redirect, so rename never fails with EXDEV.
 // Objects are built under a temporary name in WorkDir/work and renamed into
-// place. Locks (flock and POSIX) are left to the kernel, which keeps them
+// place. Changes of the tree's shape are serialized by one lock, which a
+// data copy-up lets go of while it copies, so a 1 GiB copy-up does not
+// stall lookups and other changes. Locks (flock and POSIX) are left to the kernel, which keeps them
 // per open file and per process, as for a local file system.
 //
 // An inode has one passthrough backing file at a time, and the kernel
@@ -103,5 +119,7 @@
 // daemonizes before it mounts. Likewise, code in the serving process must
 // not access the mount while holding a lock the file system's methods
 // take. Unmount never hangs on open files: it detaches the mount and aborts
-// the FUSE connection, and the open files then fail with ENOTCONN.
+// the FUSE connection; requests on the files left open then fail with
+// ENOTCONN (reads and writes of a passthrough file still reach its backing
+// file, which the kernel holds).
 package layerfs

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"sort"
@@ -47,6 +48,14 @@ type Change struct {
 // replays it. Parents of added and deleted paths are recorded as modified,
 // as `docker diff` shows them. An added directory stands for its whole
 // subtree, which a commit takes from the mount.
+//
+// Durability: each change that alters the recorded state is one write(2)
+// of one line, before the request that made it is answered, and is not
+// synced. So the journal survives a crash or kill of the serving process
+// (the line is in the kernel's page cache), which is what a daemon restart
+// needs; a crash of the machine can lose the last changes, as it can lose
+// the upper dir's own unsynced data (Docker's overlay2 promises no more).
+// Sync and Close (at unmount) make it durable.
 type Journal struct {
 	mu  sync.Mutex
 	f   *os.File
@@ -66,44 +75,10 @@ func OpenJournal(file string) (*Journal, error) {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
 	j := &Journal{f: f, m: map[string]ChangeKind{}}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		if len(text) < 3 || text[1] != ' ' {
-			f.Close()
-			return nil, fmt.Errorf("journal %s line %d: %w", file, line, ErrBadJournal)
-		}
-		p := text[2:]
-		if strings.HasPrefix(p, `"`) {
-			if p, err = strconv.Unquote(p); err != nil {
-				f.Close()
-				return nil, fmt.Errorf("journal %s line %d: %w", file, line, ErrBadJournal)
-			}
-		}
-		if text[0] == 'U' {
-			j.dropUnder(p)
-			continue
-		}
-		var k ChangeKind
-		switch text[0] {
-		case 'A':
-			k = ChangeAdd
-		case 'C':
-			k = ChangeModify
-		case 'D':
-			k = ChangeDelete
-		default:
-			f.Close()
-			return nil, fmt.Errorf("journal %s line %d: %w", file, line, ErrBadJournal)
-		}
-		j.apply(p, k)
-	}
-	if err := sc.Err(); err != nil {
+	line, err := j.replay(f, file)
+	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("read journal: %w", err)
+		return nil, err
 	}
 	if line > 2*len(j.m)+1024 {
 		// Mostly history (files made and removed again): rewrite it
@@ -150,6 +125,65 @@ func (j *Journal) compact(file string) error {
 	return nil
 }
 
+// ReadJournal lists the changes of the journal at file without opening
+// it for writing: for a reader while a mount may still be appending (it
+// never compacts the file).
+func ReadJournal(file string) ([]Change, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("read journal: %w", err)
+	}
+	defer f.Close()
+	j := &Journal{m: map[string]ChangeKind{}}
+	if _, err := j.replay(f, file); err != nil {
+		return nil, err
+	}
+	return j.Changes(), nil
+}
+
+// replay applies the journal's lines and returns how many there were.
+// Each line is written with one write(2), so a crash leaves whole lines.
+func (j *Journal) replay(r io.Reader, file string) (int, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Text()
+		bad := fmt.Errorf("journal %s line %d: %w", file, line, ErrBadJournal)
+		if len(text) < 3 || text[1] != ' ' {
+			return line, bad
+		}
+		p := text[2:]
+		if strings.HasPrefix(p, `"`) {
+			var err error
+			if p, err = strconv.Unquote(p); err != nil {
+				return line, bad
+			}
+		}
+		if text[0] == 'U' {
+			j.dropUnder(p)
+			continue
+		}
+		var k ChangeKind
+		switch text[0] {
+		case 'A':
+			k = ChangeAdd
+		case 'C':
+			k = ChangeModify
+		case 'D':
+			k = ChangeDelete
+		default:
+			return line, bad
+		}
+		j.apply(p, k)
+	}
+	if err := sc.Err(); err != nil {
+		return line, fmt.Errorf("read journal: %w", err)
+	}
+	return line, nil
+}
+
 // record notes a change of p (absolute, cleaned). A nil journal records
 // nothing.
 func (j *Journal) record(p string, k ChangeKind) {
@@ -162,8 +196,9 @@ func (j *Journal) record(p string, k ChangeKind) {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.apply(p, k)
-	j.write(k.String(), p)
+	if j.apply(p, k) {
+		j.write(k.String(), p)
+	}
 }
 
 func (j *Journal) write(kind, p string) {
@@ -203,7 +238,11 @@ func (j *Journal) dropUnder(p string) {
 	}
 }
 
-func (j *Journal) apply(p string, k ChangeKind) {
+// apply changes the recorded state for a change of p and reports whether
+// the state changed. A change that leaves it as it was (a file opened for
+// writing again, say) need not be written: replaying the file without it
+// gives the same state.
+func (j *Journal) apply(p string, k ChangeKind) bool {
 	prev, had := j.m[p]
 	switch k {
 	case ChangeAdd:
@@ -214,26 +253,32 @@ func (j *Journal) apply(p string, k ChangeKind) {
 		}
 	case ChangeModify:
 		if had {
-			return // added stays added, modified stays modified
+			return false // added stays added, modified stays modified
 		}
 	case ChangeDelete:
 		if had && prev == ChangeAdd {
 			delete(j.m, p) // never existed below
 			j.markParents(p)
-			return
+			return true
 		}
 	}
 	j.m[p] = k
-	j.markParents(p)
+	parents := j.markParents(p)
+	return !had || prev != k || parents
 }
 
-func (j *Journal) markParents(p string) {
+// markParents records the directories above p as modified and reports
+// whether any was not recorded yet.
+func (j *Journal) markParents(p string) bool {
+	added := false
 	for d := path.Dir(p); d != "/" && d != "."; d = path.Dir(d) {
 		if _, ok := j.m[d]; ok {
-			return
+			return added
 		}
 		j.m[d] = ChangeModify
+		added = true
 	}
+	return added
 }
 
 // Changes lists the changes sorted by path. Paths under a deleted
@@ -256,10 +301,8 @@ func (j *Journal) Changes() []Change {
 
 func (j *Journal) underDeleted(p string) bool {
 	for d := path.Dir(p); d != "/" && d != "."; d = path.Dir(d) {
-		if j.m[d] == ChangeDelete {
-			if _, ok := j.m[d]; ok {
-				return true
-			}
+		if k, ok := j.m[d]; ok && k == ChangeDelete {
+			return true
 		}
 	}
 	return false

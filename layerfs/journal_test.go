@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -69,5 +70,53 @@ func TestJournalCompaction(t *testing.T) {
 	got := j.Changes()
 	if len(got) != 4 || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("after compaction %v, want %v", got, want)
+	}
+}
+
+// TestJournalWritesOnlyChanges checks that a change which leaves the
+// recorded state as it was (a file opened for writing again, a path
+// deleted twice) adds nothing to the file, and that replaying the file
+// still gives the state the journal had.
+func TestJournalWritesOnlyChanges(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		ops       []Change
+		wantLines int
+	}{
+		{"modified again", []Change{{"/a/f", ChangeModify}, {"/a/f", ChangeModify}, {"/a/f", ChangeModify}}, 1},
+		{"added then modified", []Change{{"/n", ChangeAdd}, {"/n", ChangeModify}, {"/n", ChangeAdd}}, 1},
+		{"deleted twice", []Change{{"/d", ChangeDelete}, {"/d", ChangeDelete}}, 1},
+		{"new parent is a change", []Change{{"/a", ChangeModify}, {"/b/c", ChangeModify}, {"/b/c", ChangeModify}}, 2},
+		{"added, deleted, added", []Change{{"/x", ChangeAdd}, {"/x", ChangeDelete}, {"/x", ChangeAdd}, {"/x", ChangeModify}}, 3},
+		{"deleted then made again", []Change{{"/y", ChangeDelete}, {"/y", ChangeAdd}, {"/y", ChangeAdd}}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "j")
+			j, err := OpenJournal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, op := range tc.ops {
+				j.record(op.Path, op.Kind)
+			}
+			want := j.Changes()
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lines := strings.Count(string(b), "\n"); lines != tc.wantLines {
+				t.Errorf("%d lines written, want %d:\n%s", lines, tc.wantLines, b)
+			}
+			got, err := ReadJournal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("replayed %v, want %v", got, want)
+			}
+		})
 	}
 }

@@ -123,13 +123,13 @@ func Mount(ctx context.Context, dir string, opts MountOptions) (*Server, error) 
 	}
 	server, err := fs.Mount(abs, root, fopts)
 	if err != nil {
-		l.journal.Close()
+		l.close()
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(abs, &st); err != nil {
 		server.Unmount()
-		l.journal.Close()
+		l.close()
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	return &Server{Dir: abs, server: server, fsys: l, dev: st.Dev}, nil
@@ -206,21 +206,39 @@ func (m *Server) Wait() { m.server.Wait() }
 // leaves the mount point busy. It syncs and closes the journal.
 func (m *Server) Unmount() error {
 	m.once.Do(func() {
-		err := m.server.Unmount()
-		if err != nil {
+		var st unix.Stat_t
+		if unix.Stat(m.Dir, &st) == nil && st.Dev != m.dev {
+			// Unmounted from outside (umount, fusermount -u): the
+			// server is stopping by itself.
+			m.server.Wait()
+			m.unmnErr = m.fsys.close()
+			return
+		}
+		// Unmount directly rather than through go-fuse, which retries
+		// with fusermount: a child started by the serving process is
+		// what the package doc warns about.
+		err := unix.Unmount(m.Dir, 0)
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.EBUSY):
 			// Busy: detach it, and abort the connection so that open
 			// files get ENOTCONN instead of keeping this server alive.
 			if derr := unix.Unmount(m.Dir, unix.MNT_DETACH); derr != nil {
-				m.unmnErr = fmt.Errorf("unmount %s: %w", m.Dir, err)
+				m.unmnErr = fmt.Errorf("unmount %s: %w", m.Dir, derr)
 				return
 			}
 			if aerr := abortConnection(m.dev); aerr != nil {
 				m.unmnErr = fmt.Errorf("unmount %s: %w", m.Dir, aerr)
 				return
 			}
+		default: // not root: the mount was made by fusermount
+			if serr := m.server.Unmount(); serr != nil {
+				m.unmnErr = fmt.Errorf("unmount %s: %w", m.Dir, serr)
+				return
+			}
 		}
 		m.server.Wait()
-		if jerr := m.fsys.journal.Close(); jerr != nil && m.unmnErr == nil {
+		if jerr := m.fsys.close(); jerr != nil && m.unmnErr == nil {
 			m.unmnErr = jerr
 		}
 	})
@@ -271,7 +289,16 @@ func newFS(ctx context.Context, opts MountOptions) (*layerFS, *node, error) {
 		if jp == "" {
 			jp = filepath.Join(l.work, "fusebox.journal")
 		}
+		for _, d := range []string{l.upper, filepath.Join(l.work, "work")} {
+			fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				l.close()
+				return nil, nil, err
+			}
+			l.pins = append(l.pins, fd)
+		}
 		if l.journal, err = OpenJournal(jp); err != nil {
+			l.close()
 			return nil, nil, err
 		}
 	}
@@ -281,4 +308,15 @@ func newFS(ctx context.Context, opts MountOptions) (*layerFS, *node, error) {
 	}
 	l.root = root
 	return l, root, nil
+}
+
+// close closes the journal (syncing it) and lets go of the pinned
+// directories; it reports the journal's error.
+func (l *layerFS) close() error {
+	err := l.journal.Close()
+	for _, fd := range l.pins {
+		unix.Close(fd)
+	}
+	l.pins = nil
+	return err
 }

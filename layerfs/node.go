@@ -44,6 +44,13 @@ type layerFS struct {
 
 	root *node
 
+	// pins are O_PATH descriptors of the upper and work directories,
+	// held while mounted so that their dentries and inodes (and those of
+	// every directory above them) stay cached: a path walk to the upper
+	// dir never waits for the disk, even after the caches are dropped.
+	// Kernel overlayfs holds the same references.
+	pins []int
+
 	genMu sync.Mutex
 	gens  map[uint64]uint64 // inode number -> generation, for retired inodes
 }
@@ -107,6 +114,14 @@ type node struct {
 	ptLower bool
 	// tmp is the upper file of an O_TMPFILE node until it is linked.
 	tmp *os.File
+	// copying is closed when a data copy-up of the node in progress ends.
+	copying chan struct{}
+	// noCaps is set when the upper file is known to have no
+	// security.capability xattr: it was made by Create and no xattr was
+	// set on it since. The kernel asks for that xattr before the first
+	// write to every inode (to drop capabilities on write), so a file
+	// just created is answered without a system call.
+	noCaps bool
 }
 
 type nodeState struct {
@@ -150,6 +165,9 @@ func (s nodeState) lowerDir() *mnode {
 	}
 	return nil
 }
+
+// xattrCaps holds a file's capabilities.
+const xattrCaps = "security.capability"
 
 func isWhiteout(st *unix.Stat_t) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
@@ -218,13 +236,23 @@ func (l *layerFS) resolve(ds nodeState, updir, name string) (childInfo, syscall.
 				return ci, 0
 			}
 			if ci.mode == unix.S_IFREG && xattrPresent(p, xattrMetacopy) {
-				if lc == nil || lc.e.Type != cas.TypeRegular {
+				data := lc
+				// kernel overlayfs (metacopy=on) renames a metacopy file
+				// with a redirect to where its data is
+				if r, err := getXattr(p, xattrRedirect); err == nil {
+					if rs := string(r); path.IsAbs(rs) {
+						data = l.t.lookupPath(rs)
+					} else {
+						data = ld.child(rs)
+					}
+				}
+				if data == nil || data.e.Type != cas.TypeRegular {
 					l.logf("layerfs: %s: metacopy file without lower data", p)
 					return ci, syscall.EIO
 				}
 				ci.st.metacopy = true
-				ci.st.lower = lc
-				ci.ino = lc.ino
+				ci.st.lower = data
+				ci.ino = data.ino
 				return ci, 0
 			}
 			ci.ino = upperIno(&ci.ust)
@@ -384,6 +412,9 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 				return fs.ToErrno(err)
 			}
 			out.FromStat(sysStat(&st))
+			// The node's number, not the upper file's: they differ
+			// for upper-only and copied-up files (see the package doc).
+			out.Ino = n.StableAttr().Ino
 			out.SetTimeout(n.fsys.upperTimeout)
 			return 0
 		}
@@ -399,7 +430,9 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 	if out.Mode&unix.S_IFMT != n.StableAttr().Mode&unix.S_IFMT {
 		return syscall.EIO // the path leads to another object now
 	}
-
+	if n.StableAttr().Ino > 1 {
+		out.Ino = n.StableAttr().Ino
+	}
 	out.SetTimeout(n.fsys.timeout(s))
 	return 0
 }
@@ -484,6 +517,14 @@ var _ = (fs.NodeGetxattrer)((*node)(nil))
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	if isOverlayXattr(attr) {
 		return 0, syscall.ENODATA
+	}
+	if attr == xattrCaps {
+		n.mu.Lock()
+		none := n.noCaps
+		n.mu.Unlock()
+		if none {
+			return 0, syscall.ENODATA
+		}
 	}
 	s := n.state()
 	if s.upper {
@@ -607,7 +648,12 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			return nil, 0, syscall.ESTALE
 		}
 		fl := int(flags) &^ (syscall.O_CREAT | syscall.O_EXCL | syscall.O_NOCTTY)
-		f, err := os.OpenFile(n.upperPath(), fl|syscall.O_NOFOLLOW, 0)
+		f, err := openFile(n.upperPath(), fl|syscall.O_NOFOLLOW, 0)
+		if errors.Is(err, syscall.ENXIO) {
+			// a whiteout: the name was removed or renamed away
+			// between the kernel's lookup and this open
+			return nil, 0, syscall.ENOENT
+		}
 		if err != nil {
 			return nil, 0, fs.ToErrno(err)
 		}
@@ -646,3 +692,89 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 // sysStat views x/sys's Stat_t as the syscall one go-fuse takes; on Linux
 // they have the same layout.
 func sysStat(st *unix.Stat_t) *syscall.Stat_t { return (*syscall.Stat_t)(unsafe.Pointer(st)) }
+
+// openFile opens an upper file with one open(2) and one fcntl(2).
+// os.OpenFile would also try to register the file with the runtime's
+// poller and toggle O_NONBLOCK: four fcntl(2) and a failed epoll_ctl(2)
+// for a regular file, on every create and open.
+func openFile(p string, flags int, mode uint32) (*os.File, error) {
+	fd, err := unix.Open(p, flags|unix.O_CLOEXEC, mode)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+var _ = (fs.NodeOpendirHandler)((*node)(nil))
+
+// OpendirHandle lets the kernel keep the listing of a directory that
+// shows lower content only (FOPEN_CACHE_DIR): a second readdir of it is
+// answered from the kernel's cache without a READDIRPLUS round trip and
+// without this process building the list again. That is safe because such
+// a listing changes only through a request on the directory itself
+// (create, unlink, rename, which copy it up), after which the kernel
+// bumps the directory's version and drops the cached listing. Other
+// directories are listed afresh on every open.
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	var fl uint32
+	if s := n.state(); !s.upper && s.lowerDir() != nil {
+		fl = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
+	}
+	return &dirHandle{n: n}, fl, 0
+}
+
+// dirHandle is an open directory: the listing Readdir makes, built on
+// the first read and kept until it is closed or rewound to the start.
+type dirHandle struct {
+	n  *node
+	ds fs.DirStream
+}
+
+var (
+	_ = (fs.FileReaddirenter)((*dirHandle)(nil))
+	_ = (fs.FileSeekdirer)((*dirHandle)(nil))
+	_ = (fs.FileReleasedirer)((*dirHandle)(nil))
+)
+
+func (d *dirHandle) list(ctx context.Context) syscall.Errno {
+	if d.ds != nil {
+		return 0
+	}
+	ds, errno := d.n.Readdir(ctx)
+	if errno != 0 {
+		return errno
+	}
+	d.ds = ds
+	return 0
+}
+
+func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if errno := d.list(ctx); errno != 0 {
+		return nil, errno
+	}
+	if !d.ds.HasNext() {
+		return nil, 0
+	}
+	e, errno := d.ds.Next()
+	return &e, errno
+}
+
+func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off == 0 && d.ds != nil {
+		d.ds.Close() // rewinddir: list again
+		d.ds = nil
+	}
+	if errno := d.list(ctx); errno != 0 {
+		return errno
+	}
+	if sd, ok := d.ds.(fs.FileSeekdirer); ok {
+		return sd.Seekdir(ctx, off)
+	}
+	return syscall.ENOTSUP
+}
+
+func (d *dirHandle) Releasedir(ctx context.Context, flags uint32) {
+	if d.ds != nil {
+		d.ds.Close()
+	}
+}

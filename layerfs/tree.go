@@ -122,6 +122,9 @@ func ForgetChain(srcs []Source) {
 	treeCache.Unlock()
 }
 
+// cleanEntryPath is the form of an entry path the merged view uses.
+func cleanEntryPath(p string) string { return path.Clean(strings.TrimPrefix(p, "/")) }
+
 func depth(p string) int {
 	if p == "." {
 		return 0
@@ -161,7 +164,11 @@ func (t *tree) apply(src int, entries []cas.Entry) error {
 	idx := make([]int, 0, len(entries))
 	for i := range entries {
 		e := &entries[i]
-		e.Path = path.Clean(strings.TrimPrefix(e.Path, "/"))
+		if c := cleanEntryPath(e.Path); c != e.Path {
+			// Written only when it changes: a source may hand the
+			// same slice to several trees (CASSource does).
+			e.Path = c
+		}
 		switch e.Type {
 		case cas.TypeOpaque:
 			if n := t.lookupPath(e.Path); n != nil && n.isDir() {

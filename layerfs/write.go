@@ -120,7 +120,14 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	f, err := os.OpenFile(p, int(flags)|os.O_CREATE|syscall.O_NOFOLLOW, os.FileMode(mode&0777))
+	// O_EXCL first, to know whether this call made the file: another
+	// create of the same name may have come first.
+	made := true
+	f, err := openFile(p, int(flags)|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, mode&0777)
+	if errors.Is(err, unix.EEXIST) && flags&unix.O_EXCL == 0 {
+		made = false
+		f, err = openFile(p, int(flags)|unix.O_CREAT|unix.O_NOFOLLOW, mode&0777)
+	}
 	if err != nil {
 		return nil, nil, 0, fs.ToErrno(err)
 	}
@@ -152,6 +159,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if cn, ok := in.Operations().(*node); ok {
 		cn.mu.Lock()
 		pt = !cn.ptLower
+		cn.noCaps = made
 		cn.mu.Unlock()
 	}
 	return in, newHandle(f, true, pt), 0, 0
@@ -426,11 +434,45 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if errno := np.writableDir(ctx); errno != 0 {
 		return errno
 	}
-	src, errno := n.childNode(ctx, name)
-	if errno != 0 {
-		return errno
+	// Copy up first: a data copy-up lets go of l.mu for a while, so
+	// everything else is looked at afterwards, once the names still lead
+	// to copied-up nodes.
+	if _, derr := l.resolve(np.state(), np.upperPath(), newName); derr == 0 && flags&unix.RENAME_NOREPLACE != 0 {
+		return syscall.EEXIST
 	}
-	sci, _ := l.resolve(n.state(), n.upperPath(), name)
+	var src *node
+	for try := 0; ; try++ {
+		if try == 3 {
+			return syscall.EBUSY
+		}
+		s, errno := n.childNode(ctx, name)
+		if errno != 0 {
+			return errno
+		}
+		if errno := s.copyUpForRename(ctx); errno != 0 {
+			return errno
+		}
+		if flags&unix.RENAME_EXCHANGE != 0 {
+			d, errno := np.childNode(ctx, newName)
+			if errno != 0 {
+				return errno
+			}
+			if errno := d.copyUpForRename(ctx); errno != 0 {
+				return errno
+			}
+			if d2, _ := np.childNode(ctx, newName); d2 != d {
+				continue
+			}
+		}
+		if s2, _ := n.childNode(ctx, name); s2 == s && s.state().upper {
+			src = s
+			break
+		}
+	}
+	sci, serr := l.resolve(n.state(), n.upperPath(), name)
+	if serr != 0 {
+		return serr
+	}
 	dci, derr := l.resolve(np.state(), np.upperPath(), newName)
 	exists := derr == 0
 	if derr != 0 && derr != syscall.ENOENT {
@@ -447,12 +489,6 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		}
 		dst, errno := np.childNode(ctx, newName)
 		if errno != 0 {
-			return errno
-		}
-		if errno := src.copyUpForRename(ctx); errno != 0 {
-			return errno
-		}
-		if errno := dst.copyUpForRename(ctx); errno != 0 {
 			return errno
 		}
 		if err := unix.Renameat2(unix.AT_FDCWD, oldPath, unix.AT_FDCWD, newPath, unix.RENAME_EXCHANGE); err != nil {
@@ -499,9 +535,6 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 				}
 			}
 		}
-	}
-	if errno := src.copyUpForRename(ctx); errno != 0 {
-		return errno
 	}
 	if sci.mode == unix.S_IFDIR {
 		// rename(2) cannot put a directory over a whiteout.
@@ -683,6 +716,9 @@ func (n *node) changeXattr(ctx context.Context, attr string, do func(p string) e
 	if errno := n.copyUp(ctx, false); errno != 0 {
 		return errno
 	}
+	n.mu.Lock()
+	n.noCaps = false
+	n.mu.Unlock()
 	if err := do(n.upperPath()); err != nil {
 		return fs.ToErrno(err)
 	}

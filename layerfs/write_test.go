@@ -100,6 +100,9 @@ D /var/log
 	if got := changesString(j.Changes()); got != want {
 		t.Errorf("replayed changes:\n%s\nwant:\n%s", got, want)
 	}
+	if cs, err := layerfs.ReadJournal(filepath.Join(m.work, "fusebox.journal")); err != nil || changesString(cs) != want {
+		t.Errorf("ReadJournal: %v\n%s", err, changesString(cs))
+	}
 	// and a new mount of the same upper dir goes on with it
 	j.Close()
 	srv, mnt := layertest.MountT(t, layerfs.MountOptions{Lowers: m.srcs, UpperDir: m.upper, WorkDir: m.work})
@@ -350,6 +353,11 @@ func TestBadInput(t *testing.T) {
 		if isMounted(t, mnt) {
 			t.Error("still mounted after Unmount")
 		}
+		// (reads and writes of a passthrough file still reach its backing
+		// file; a request to the server fails)
+		if _, err := unix.Fgetxattr(int(f.Fd()), "user.x", make([]byte, 8)); !errors.Is(err, unix.ENOTCONN) {
+			t.Errorf("getxattr on a file left open over Unmount: %v, want ENOTCONN", err)
+		}
 	})
 }
 
@@ -445,5 +453,162 @@ func TestFsyncFallocateStatfs(t *testing.T) {
 	must(t, unix.Statfs(m.upper, &ufs))
 	if sfs.Blocks != ufs.Blocks || sfs.Bsize != ufs.Bsize {
 		t.Errorf("statfs of the mount %d×%d, of the upper fs %d×%d", sfs.Blocks, sfs.Bsize, ufs.Blocks, ufs.Bsize)
+	}
+}
+
+// TestUnmountFromOutside: umount(8) by someone else ends Wait, and
+// Unmount afterwards is quiet.
+func TestUnmountFromOutside(t *testing.T) {
+	m := mountRW(t, layertest.Layer{reg("f", 0644, "f")})
+	must(t, os.WriteFile(m.p("g"), nil, 0644))
+	must(t, unix.Unmount(m.mnt, 0))
+	done := make(chan struct{})
+	go func() { m.srv.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Wait does not return after an outside unmount")
+	}
+	if err := m.srv.Unmount(); err != nil {
+		t.Errorf("Unmount after an outside unmount: %v", err)
+	}
+}
+
+// TestCopyUpRaces: a long data copy-up lets other operations run; one of
+// them removing or renaming the file being copied leaves a consistent
+// tree.
+func TestCopyUpRaces(t *testing.T) {
+	big := strings.Repeat("b", 32<<20)
+	for _, other := range []string{"remove", "rename"} {
+		t.Run(other, func(t *testing.T) {
+			m := mountRW(t, layertest.Layer{reg("big", 0644, big), reg("small", 0644, "s")})
+			var wg sync.WaitGroup
+			var appendErr, otherErr error
+			wg.Add(2)
+			go func() { defer wg.Done(); appendErr = appendFile(m.p("big"), "!") }()
+			go func() {
+				defer wg.Done()
+				// unrelated work goes on meanwhile
+				for i := 0; i < 20; i++ {
+					os.Stat(m.p("small"))
+				}
+				if other == "remove" {
+					otherErr = os.Remove(m.p("big"))
+				} else {
+					otherErr = os.Rename(m.p("big"), m.p("moved"))
+				}
+			}()
+			wg.Wait()
+			if otherErr != nil {
+				t.Fatalf("%s: %v", other, otherErr)
+			}
+			if _, err := os.Lstat(m.p("big")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("big after %s: %v, want gone", other, err)
+			}
+			if other == "rename" {
+				b, err := os.ReadFile(m.p("moved"))
+				if err != nil || (len(b) != len(big) && len(b) != len(big)+1) {
+					t.Errorf("moved: %d bytes, %v", len(b), err)
+				}
+			}
+			if appendErr != nil && !errors.Is(appendErr, os.ErrNotExist) {
+				t.Errorf("append: %v", appendErr)
+			}
+			// what kernel overlayfs would see in the upper dir agrees
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(m.upper, "big"), &st); err != nil || !(st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0) {
+				t.Errorf("upper big after %s: want a whiteout (err %v, mode %#o)", other, err, st.Mode)
+			}
+		})
+	}
+}
+
+// TestCapabilityXattr checks the shortcut for security.capability, which
+// the kernel asks for before the first write to every file: a file just
+// created has none, and one set afterwards is seen through the mount and
+// lands in the upper dir.
+func TestCapabilityXattr(t *testing.T) {
+	m := mountRW(t, layertest.Layer{reg("lower", 0755, "ELF")})
+	const caps = "security.capability"
+	// VFS_CAP_REVISION_2 with the effective bit, CAP_NET_RAW (13) permitted.
+	v := []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	for _, name := range []string{"new", "lower"} {
+		p := m.p(name)
+		if name == "new" {
+			must(t, os.WriteFile(p, []byte("x"), 0755))
+		}
+		buf := make([]byte, 64)
+		if _, err := unix.Getxattr(p, caps, buf); !errors.Is(err, unix.ENODATA) {
+			t.Fatalf("%s: getxattr %s before setcap: %v, want ENODATA", name, caps, err)
+		}
+		must(t, unix.Setxattr(p, caps, v, 0))
+		k, err := unix.Getxattr(p, caps, buf)
+		if err != nil || !bytes.Equal(buf[:k], v) {
+			t.Fatalf("%s: getxattr %s through the mount: %x, %v; want %x", name, caps, buf[:max(k, 0)], err, v)
+		}
+		k, err = unix.Getxattr(filepath.Join(m.upper, name), caps, buf)
+		if err != nil || !bytes.Equal(buf[:k], v) {
+			t.Fatalf("%s: upper file's %s: %x, %v; want %x", name, caps, buf[:max(k, 0)], err, v)
+		}
+		must(t, unix.Removexattr(p, caps))
+		if _, err := unix.Getxattr(p, caps, buf); !errors.Is(err, unix.ENODATA) {
+			t.Fatalf("%s: getxattr %s after removexattr: %v, want ENODATA", name, caps, err)
+		}
+	}
+}
+
+// TestCachedListings checks that the listings the kernel keeps for
+// directories showing lower content only (FOPEN_CACHE_DIR) follow every
+// change made through the mount: create, unlink, rename in and out, mkdir,
+// and a rewind of a directory kept open across a change.
+func TestCachedListings(t *testing.T) {
+	m := mountRW(t, layertest.Layer{
+		dirE("d", 0755), reg("d/a", 0644, "a"), reg("d/b", 0644, "b"),
+		dirE("e", 0755), reg("e/x", 0644, "x"),
+	})
+	names := func(dir string) string {
+		t.Helper()
+		ents, err := os.ReadDir(m.p(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, e := range ents {
+			s = append(s, e.Name())
+		}
+		return strings.Join(s, " ")
+	}
+	step := func(what, dir, want string) {
+		t.Helper()
+		for i := 0; i < 3; i++ { // the second and later listings may come from the cache
+			if got := names(dir); got != want {
+				t.Fatalf("%s: listing %d of %s is %q, want %q", what, i, dir, got, want)
+			}
+		}
+	}
+	step("start", "d", "a b")
+	step("start", "e", "x")
+	must(t, os.WriteFile(m.p("d/c"), nil, 0644))
+	step("create", "d", "a b c")
+	must(t, os.Remove(m.p("d/a")))
+	step("unlink", "d", "b c")
+	must(t, os.Rename(m.p("d/b"), m.p("e/b")))
+	step("rename out", "d", "c")
+	step("rename in", "e", "b x")
+	must(t, os.Mkdir(m.p("e/sub"), 0755))
+	step("mkdir", "e", "b sub x")
+
+	f, err := os.Open(m.p("e"))
+	must(t, err)
+	defer f.Close()
+	first, err := f.Readdirnames(-1)
+	must(t, err)
+	must(t, os.WriteFile(m.p("e/y"), nil, 0644))
+	_, err = f.Seek(0, 0)
+	must(t, err)
+	again, err := f.Readdirnames(-1)
+	must(t, err)
+	if len(again) != len(first)+1 {
+		t.Errorf("after rewinddir: %v, want %v and y", again, first)
 	}
 }

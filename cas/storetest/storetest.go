@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *cas.Store) {
 		fn   func(t *testing.T, s *cas.Store)
 	}{
 		{"RoundTrip", testRoundTrip},
+		{"EmptyLayer", testEmptyLayer},
 		{"IngestExisting", testIngestExisting},
 		{"Dedup", testDedup},
 		{"RefcountGC", testRefcountGC},
@@ -47,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *cas.Store) {
 		{"Blobs", testBlobs},
 		{"Buckets", testBuckets},
 		{"DiskUsage", testDiskUsage},
+		{"OfferedFiles", testOfferedFiles},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newStore(t)) })
@@ -315,6 +317,31 @@ func testRoundTrip(t *testing.T, s *cas.Store) {
 	}
 }
 
+// testEmptyLayer ingests the 1024 zero bytes of an empty tar, the layer
+// Dockerfile instructions without file changes leave in many images.
+func testEmptyLayer(t *testing.T, s *cas.Store) {
+	ctx := context.Background()
+	empty := make([]byte, 1024)
+	const want = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+	info := ingest(t, s, empty, cas.IngestOptions{DiffID: want})
+	if info.Files != 0 || info.Size != 1024 {
+		t.Errorf("empty layer: %+v", info)
+	}
+	if es, err := s.Entries(ctx, want); err != nil || len(es) != 0 {
+		t.Errorf("entries of the empty layer: %v %v", es, err)
+	}
+	if got := layerTar(t, s, want); !bytes.Equal(got, empty) {
+		t.Errorf("empty layer rebuilt as %d bytes", len(got))
+	}
+	img := putImage(t, s, "empty layers", want, want)
+	if err := s.DeleteImage(ctx, img); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Layer(ctx, want); !errors.Is(err, cas.ErrNotFound) {
+		t.Errorf("empty layer after its image went: %v", err)
+	}
+}
+
 func testIngestExisting(t *testing.T, s *cas.Store) {
 	raw := buildTar(t, []file{reg("a", random(10000))}, 0)
 	first := ingest(t, s, raw, cas.IngestOptions{})
@@ -431,6 +458,7 @@ func badInputs(t testing.TB) []struct {
 		{"hardlink out of the layer", bad(hardlink("h", "../../etc/shadow")), cas.IngestOptions{}, cas.ErrInvalidLayer},
 		{"hardlink to absolute path", bad(hardlink("h", "/etc/shadow")), cas.IngestOptions{}, cas.ErrInvalidLayer},
 		{"symlink climbing out", bad(dir("a/"), symlink("a/up", "../../etc")), cas.IngestOptions{}, cas.ErrInvalidLayer},
+		{"file over earlier entries", bad(reg("p/q", []byte("1")), reg("p", []byte("2"))), cas.IngestOptions{}, cas.ErrInvalidLayer},
 		{"duplicate entry", bad(reg("dup", []byte("1")), reg("dup", []byte("2"))), cas.IngestOptions{}, cas.ErrInvalidLayer},
 		{"duplicate after cleaning", bad(reg("d/x", []byte("1")), reg("d//./x", []byte("2"))), cas.IngestOptions{}, cas.ErrInvalidLayer},
 		{"whiteout and file", bad(reg(".wh.f", nil), reg("f", []byte("2"))), cas.IngestOptions{}, cas.ErrInvalidLayer},
@@ -716,6 +744,16 @@ func testImages(t *testing.T, s *cas.Store) {
 	if err != nil || got.Parent != base || len(got.DiffIDs) != 2 || !got.Created.Equal(epoch) || got.Size != 5000 {
 		t.Errorf("image record %+v %v", got, err)
 	}
+	err = s.UpdateImage(ctx, childID, func(r *cas.ImageRecord) error {
+		r.RepoDigests = append(r.RepoDigests, "docker.io/library/x@"+digest.FromString("m").String())
+		return nil
+	})
+	if got, _ := s.Image(ctx, childID); err != nil || len(got.RepoDigests) != 1 || got.Parent != base {
+		t.Errorf("after update: %+v %v", got, err)
+	}
+	if err := s.UpdateImage(ctx, childID, func(r *cas.ImageRecord) error { r.DiffIDs = nil; return nil }); err == nil {
+		t.Error("update changed an image's layers")
+	}
 	if all, _ := s.Images(ctx); len(all) != 2 {
 		t.Errorf("%d images, want 2", len(all))
 	}
@@ -874,5 +912,85 @@ func testDiskUsage(t *testing.T, s *cas.Store) {
 	}
 	if len(u.Images) != 2 || u.Images[0].Size != 210000 {
 		t.Errorf("image usage %+v", u.Images)
+	}
+}
+
+// testOfferedFiles: IngestOptions.Files offers an entry's bytes as a file
+// to clone. The store asks for every regular file it would write; a right
+// file gives the same layer as without it; a wrong one never becomes an
+// object: refused with ErrDigestMismatch where the file system clones,
+// ignored where it cannot.
+func testOfferedFiles(t *testing.T, s *cas.Store) {
+	ctx := context.Background()
+	// Next to the store, on its file system, so that a clone can work.
+	tmp, err := os.MkdirTemp(filepath.Dir(s.Root()), "offered-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	right, other := random(100000), random(100000)
+	rightFile, otherFile := filepath.Join(tmp, "right"), filepath.Join(tmp, "other")
+	if err := os.WriteFile(rightFile, right, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(otherFile, other, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	offer := func(file string, asked map[string]int64) func(string, int64) *os.File {
+		return func(p string, size int64) *os.File {
+			asked[p] = size
+			f, err := os.Open(file)
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			return f
+		}
+	}
+	content := func(d digest.Digest) []byte {
+		t.Helper()
+		rc, err := s.OpenContent(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+
+	raw := buildTar(t, []file{dir("d"), reg("d/big", right)}, 0)
+	asked := map[string]int64{}
+	info := ingest(t, s, raw, cas.IngestOptions{Files: offer(rightFile, asked)})
+	if s.InlineThreshold() < int64(len(right)) && asked["d/big"] != int64(len(right)) {
+		t.Errorf("the store asked for %v, want d/big of %d bytes", asked, len(right))
+	}
+	if got := layerTar(t, s, info.DiffID); !bytes.Equal(got, raw) {
+		t.Error("the layer tar differs from the one ingested")
+	}
+	if !bytes.Equal(content(digest.FromBytes(right)), right) {
+		t.Error("the stored content differs from the file's")
+	}
+	putImage(t, s, "offered", info.DiffID)
+
+	raw2 := buildTar(t, []file{reg("lie", random(100000))}, 0)
+	before := snap(t, s)
+	info2, err := s.IngestLayer(ctx, bytes.NewReader(raw2), cas.IngestOptions{Files: offer(otherFile, map[string]int64{})})
+	if err != nil {
+		if !errors.Is(err, cas.ErrDigestMismatch) {
+			t.Fatalf("wrong file offered: %v, want ErrDigestMismatch", err)
+		}
+		if d := before.diff(snap(t, s)); d != "" {
+			t.Errorf("a refused ingest changed the store:\n%s", d)
+		}
+		return
+	}
+	if got := layerTar(t, s, info2.DiffID); !bytes.Equal(got, raw2) {
+		t.Error("with a wrong file offered, the layer tar differs from the one ingested")
+	}
+	if _, err := s.Object(ctx, digest.FromBytes(other)); !errors.Is(err, cas.ErrNotFound) {
+		t.Errorf("the wrong file's bytes were stored: %v", err)
 	}
 }

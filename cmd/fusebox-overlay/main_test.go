@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fusebox/fusebox/layerfs"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -123,5 +125,103 @@ func TestDaemonAndMountFuse(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		})
+	}
+}
+
+// TestJournalSurvivesKill kills the serving process (SIGKILL, no unmount,
+// no journal sync) after a few changes and checks that the change journal
+// in the work dir lists every one of them, and that a new server on the
+// same upper and work dirs goes on from there: the journal's promise for
+// a daemon that crashes and is restarted.
+func TestJournalSurvivesKill(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	bin := filepath.Join(t.TempDir(), "fusebox-overlay")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	lower, upper, work, mnt := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
+	for _, f := range []string{"old", "keep"} {
+		if err := os.WriteFile(filepath.Join(lower, f), []byte(f), 0644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
+	serve := func() *exec.Cmd {
+		t.Helper()
+		cmd := exec.Command(bin, "-f", "-o", opts, mnt)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); unix.Unmount(mnt, unix.MNT_DETACH) })
+		var root, st unix.Stat_t
+		unix.Stat(filepath.Dir(mnt), &root)
+		for i := 0; ; i++ {
+			if unix.Stat(mnt, &st) == nil && st.Dev != root.Dev {
+				return cmd
+			}
+			if i == 300 {
+				t.Fatal("fusebox-overlay did not mount in 30 s")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	journal := func() string {
+		t.Helper()
+		cs, err := layerfs.ReadJournal(filepath.Join(work, "fusebox.journal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for _, c := range cs {
+			b.WriteString(c.Kind.String() + " " + c.Path + "\n")
+		}
+		return b.String()
+	}
+	kill := func(cmd *exec.Cmd) {
+		t.Helper()
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
+		if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
+			t.Fatalf("detach the dead mount: %v", err)
+		}
+	}
+
+	cmd := serve()
+	p := func(s string) string { return filepath.Join(mnt, s) }
+	for _, err := range []error{
+		os.WriteFile(p("new"), []byte("n"), 0644),
+		os.MkdirAll(p("d/e"), 0755),
+		os.WriteFile(p("d/e/f"), nil, 0644),
+		os.Remove(p("old")),
+		os.Chmod(p("keep"), 0600),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	kill(cmd)
+	want := "A /d\nA /d/e\nA /d/e/f\nC /keep\nA /new\nD /old\n"
+	if got := journal(); got != want {
+		t.Fatalf("journal after SIGKILL:\n%s\nwant:\n%s", got, want)
+	}
+
+	cmd = serve()
+	if err := os.Remove(p("new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p("old"), []byte("again"), 0644); err != nil {
+		t.Fatal(err)
+	}
+	kill(cmd)
+	want = "A /d\nA /d/e\nA /d/e/f\nC /keep\nC /old\n"
+	if got := journal(); got != want {
+		t.Fatalf("journal after a restart and a second SIGKILL:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -8,19 +8,24 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/daemon"
+	"github.com/fusebox/fusebox/registry"
 )
 
 func init() { register(newDaemonCmd) }
 
 func newDaemonCmd() *cobra.Command {
-	return &cobra.Command{
+	var reg registry.Config
+	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the fusebox daemon in the foreground",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			d, err := daemon.New(ctx, daemon.Config{Root: globals.root, Host: globals.host})
+			if err := reg.Validate(); err != nil {
+				return err
+			}
+			d, err := daemon.New(ctx, daemon.Config{Root: globals.root, Host: globals.host, Registry: reg})
 			if err != nil {
 				return err
 			}
@@ -31,4 +36,9 @@ func newDaemonCmd() *cobra.Command {
 			return serr
 		},
 	}
+	// Also read from <root>/daemon.json ("registry-mirrors",
+	// "insecure-registries"), which a daemon the CLI starts uses.
+	cmd.Flags().StringArrayVar(&reg.Mirrors, "registry-mirror", nil, "Preferred registry mirror for docker.io (http[s]://host[:port])")
+	cmd.Flags().StringArrayVar(&reg.Insecure, "insecure-registry", nil, "Registry (host[:port] or CIDR) that may be reached over plain HTTP")
+	return cmd
 }

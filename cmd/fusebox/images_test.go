@@ -120,6 +120,9 @@ func TestImageCommands(t *testing.T) {
 		t.Errorf("history --no-trunc: %q", out)
 	}
 
+	if out := e.ok("history", "--human=false", "--format", "{{.Size}}", "tool:1.0"); out != "0\n3\n4000\n" {
+		t.Errorf("history --human=false: %q", out)
+	}
 	e.ok("tag", "tool:1.0", "example.com/me/tool:latest")
 	if out := e.ok("images", "--format", "{{.Repository}}:{{.Tag}}"); out != "tool:1.0\nexample.com/me/tool:latest\n" && out != "example.com/me/tool:latest\ntool:1.0\n" {
 		t.Errorf("after tag: %q", out)

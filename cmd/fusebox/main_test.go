@@ -285,3 +285,27 @@ func TestDockerCLISystem(t *testing.T) {
 		t.Errorf("docker info --format: %q", out)
 	}
 }
+
+// Several commands at once on a fresh root start one daemon between them,
+// and all succeed.
+func TestConcurrentAutostart(t *testing.T) {
+	e := newEnv(t)
+	const n = 4
+	errs := make(chan string, n)
+	for range n {
+		go func() {
+			cmd := exec.Command(fuseboxBin, "--root", e.root, "-H", e.host, "info", "--format", "{{.Driver}}")
+			out, err := cmd.CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != "fusebox" {
+				errs <- fmt.Sprintf("%v: %s", err, out)
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for range n {
+		if msg := <-errs; msg != "" {
+			t.Error(msg)
+		}
+	}
+}

@@ -64,6 +64,16 @@ func dial(cmd *cobra.Command) (*client.Client, error) {
 func run(args []string) int {
 	root := newRootCmd()
 	root.SetArgs(args)
+	// Global flags let cobra stop at the root for a word it doesn't know
+	// and print the root's help with status 0; say what docker says.
+	root.InitDefaultHelpFlag()
+	if c, rest, err := root.Traverse(args); err == nil && c == root {
+		fl := root.Flags()
+		if fl.Parse(rest) == nil && fl.NArg() > 0 {
+			fmt.Fprintf(os.Stderr, "fusebox: unknown command: fusebox %s\nSee 'fusebox --help'\n", fl.Arg(0))
+			return 1
+		}
+	}
 	if err := root.Execute(); err != nil {
 		var se *statusError
 		if errors.As(err, &se) {

@@ -124,6 +124,18 @@ func Run(t *testing.T, mk MakeSource) {
 		}
 		checkUnique(t, mnt)
 		checkReaddirInos(t, mnt)
+		// a mount without an upper dir is read-only
+		for name, op := range map[string]func() error{
+			"create": func() error { return os.WriteFile(filepath.Join(mnt, "new"), nil, 0644) },
+			"write":  func() error { return os.WriteFile(filepath.Join(mnt, "etc/passwd"), nil, 0644) },
+			"chmod":  func() error { return os.Chmod(filepath.Join(mnt, "etc/passwd"), 0600) },
+			"remove": func() error { return os.Remove(filepath.Join(mnt, "empty")) },
+			"mkdir":  func() error { return os.Mkdir(filepath.Join(mnt, "d"), 0755) },
+		} {
+			if err := op(); !errors.Is(err, syscall.EROFS) {
+				t.Errorf("%s on a read-only mount: %v, want EROFS", name, err)
+			}
+		}
 		// a non-root uid cannot read a 0600 root file (default_permissions)
 		if err := asUID(1000, func() error {
 			_, err := os.ReadFile(filepath.Join(mnt, "etc/shadow"))

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/distribution/reference"
+	moby "github.com/moby/moby/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/image"
+	"github.com/fusebox/fusebox/registry"
+)
+
+func init() { register(newPullCmd) }
+
+func newPullCmd() *cobra.Command {
+	var (
+		all      bool
+		quiet    bool
+		platform string
+	)
+	cmd := &cobra.Command{
+		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
+		Short: "Download an image from a registry",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			named, err := reference.ParseNormalizedNamed(args[0])
+			if err != nil {
+				if _, perr := image.ParseReference(args[0]); perr != nil {
+					return perr
+				}
+				return err
+			}
+			if all && !reference.IsNameOnly(named) {
+				return fmt.Errorf("tag can't be used with --all-tags/-a")
+			}
+			if !all {
+				named = reference.TagNameOnly(named)
+			}
+			opts := moby.ImagePullOptions{All: all}
+			if platform != "" {
+				p, err := registry.ParsePlatform(platform)
+				if err != nil {
+					return err
+				}
+				opts.Platforms = []ocispec.Platform{p}
+			}
+			if opts.RegistryAuth, err = authHeader(named); err != nil {
+				return err
+			}
+			c, err := dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			res, err := c.ImagePull(cmd.Context(), named.String(), opts)
+			if err != nil {
+				return err
+			}
+			defer res.Close()
+			if err := printStream(res, cmd.OutOrStdout(), quiet); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), named.String())
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&all, "all-tags", "a", false, "Download all tagged images in the repository")
+	fl.BoolVarP(&quiet, "quiet", "q", false, "Suppress verbose output")
+	fl.StringVar(&platform, "platform", "", "Set platform if server is multi-platform capable (os/arch[/variant])")
+	return cmd
+}

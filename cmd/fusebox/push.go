@@ -1,0 +1,62 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/distribution/reference"
+	moby "github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/image"
+)
+
+func init() { register(newPushCmd) }
+
+func newPushCmd() *cobra.Command {
+	var (
+		all   bool
+		quiet bool
+	)
+	cmd := &cobra.Command{
+		Use:   "push [OPTIONS] NAME[:TAG]",
+		Short: "Upload an image to a registry",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			named, err := reference.ParseNormalizedNamed(args[0])
+			if err != nil {
+				if _, perr := image.ParseReference(args[0]); perr != nil {
+					return perr
+				}
+				return err
+			}
+			if _, ok := named.(reference.Digested); ok {
+				return errors.New("cannot push a digest reference")
+			}
+			if all && !reference.IsNameOnly(named) {
+				return errors.New("tag can't be used with --all-tags/-a")
+			}
+			if !all {
+				named = reference.TagNameOnly(named)
+			}
+			opts := moby.ImagePushOptions{All: all}
+			if opts.RegistryAuth, err = authHeader(named); err != nil {
+				return err
+			}
+			c, err := dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			res, err := c.ImagePush(cmd.Context(), named.String(), opts)
+			if err != nil {
+				return err
+			}
+			defer res.Close()
+			return printStream(res, cmd.OutOrStdout(), quiet)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&all, "all-tags", "a", false, "Push all tags of an image to the repository")
+	fl.BoolVarP(&quiet, "quiet", "q", false, "Suppress verbose output")
+	return cmd
+}

@@ -106,46 +106,65 @@ func parseDetachKeys(s string) ([]byte, error) {
 	return out, nil
 }
 
-// detachReader passes stdin through until the detach keys arrive in a row,
-// then reports errDetached. Keys that start the sequence but don't finish
-// it are passed on late, in order.
+// detachReader passes stdin through until the detach keys arrive in a
+// row, then reports errDetached. Keys that start the sequence but don't
+// finish it are passed on late, in order; a partial sequence at the end of
+// the input is dropped.
 type detachReader struct {
-	r       io.Reader
-	keys    []byte
-	matched int
-	pending []byte
-	onKeys  func()
+	r        io.Reader
+	keys     []byte
+	matched  int
+	pending  []byte
+	detached bool
+	err      error
+	onKeys   func()
 }
 
 func (d *detachReader) Read(p []byte) (int, error) {
-	if len(d.pending) > 0 {
-		n := copy(p, d.pending)
-		d.pending = d.pending[n:]
-		return n, nil
-	}
-	buf := make([]byte, len(p))
-	n, err := d.r.Read(buf)
-	out := p[:0]
-	for _, b := range buf[:n] {
-		if len(d.keys) > 0 && b == d.keys[d.matched] {
-			d.matched++
-			if d.matched == len(d.keys) {
-				if d.onKeys != nil {
-					d.onKeys()
-				}
-				return len(out), errDetached
+	for {
+		if len(d.pending) > 0 {
+			n := copy(p, d.pending)
+			d.pending = d.pending[n:]
+			return n, nil
+		}
+		if d.detached {
+			return 0, errDetached
+		}
+		if d.err != nil {
+			return 0, d.err
+		}
+		buf := make([]byte, max(len(p), 1))
+		n, err := d.r.Read(buf)
+		for _, b := range buf[:n] {
+			if d.detached {
+				break
 			}
-			continue
+			d.feed(b)
 		}
-		if d.matched > 0 {
-			d.pending = append(d.pending, d.keys[:d.matched]...)
-			d.matched = 0
-		}
-		d.pending = append(d.pending, b)
+		d.err = err
 	}
-	k := copy(p[len(out):], d.pending)
-	d.pending = d.pending[k:]
-	return len(out) + k, err
+}
+
+func (d *detachReader) feed(b byte) {
+	if len(d.keys) == 0 {
+		d.pending = append(d.pending, b)
+		return
+	}
+	if b != d.keys[d.matched] && d.matched > 0 {
+		d.pending = append(d.pending, d.keys[:d.matched]...)
+		d.matched = 0
+	}
+	if b != d.keys[d.matched] {
+		d.pending = append(d.pending, b)
+		return
+	}
+	d.matched++
+	if d.matched == len(d.keys) {
+		d.detached = true
+		if d.onKeys != nil {
+			d.onKeys()
+		}
+	}
 }
 
 // attachment is a client's attach to a container's streams, possibly
@@ -409,7 +428,7 @@ func (d *Daemon) execStart(w http.ResponseWriter, r *http.Request) error {
 		if cfg.Tty {
 			_, _ = conn.Write([]byte(msg))
 		} else {
-			_ = writeMux(conn, 1, []byte(msg))
+			_ = writeMux(conn, 2, []byte(msg))
 		}
 		finish(launcher.ExitCode(err))
 		return nil

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -495,7 +496,13 @@ func (d *Daemon) matchContainer(ctx context.Context, rec containerRecord, f map[
 	if !anyOf(f["status"], func(v string) bool { return string(rec.State.Status) == v }) {
 		return false
 	}
-	if !anyOf(f["name"], func(v string) bool { return strings.Contains(rec.Name, strings.TrimPrefix(v, "/")) }) {
+	if !anyOf(f["name"], func(v string) bool {
+		// Docker matches names as regular expressions, against "/name".
+		if re, err := regexp.Compile(v); err == nil {
+			return re.MatchString("/" + rec.Name)
+		}
+		return strings.Contains(rec.Name, strings.TrimPrefix(v, "/"))
+	}) {
 		return false
 	}
 	if !anyOf(f["id"], func(v string) bool { return strings.HasPrefix(rec.ID, v) }) {
@@ -1170,6 +1177,7 @@ func (d *Daemon) RemoveContainer(ctx context.Context, c *ctr, force bool) error 
 	if err := os.RemoveAll(c.dir); err != nil {
 		d.log.Warn("remove container dir", "id", rec.ID, "err", err)
 	}
+	_ = os.Remove(d.shimLink(rec.ID))
 	s := d.containers
 	s.mu.Lock()
 	delete(s.byID, rec.ID)

@@ -76,9 +76,9 @@ type Daemon struct {
 	router  *Router
 	started time.Time
 	store   *cas.Store
-	mounts  *mountManager
 	// containers is every container, with the event bus (containers.go).
 	containers *containerSet
+	mounts     *mountManager
 
 	// ImageUsers, when set (by the containers' routes), names the
 	// containers that use an image, which rmi then refuses to delete

@@ -2,7 +2,10 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,7 +39,8 @@ func (d *Daemon) recoverContainer(ctx context.Context, c *ctr) error {
 	d.log.Info("cleaning up after container of the previous daemon", "id", rec.ID, "status", rec.State.Status)
 	exit := launcher.ExitStatus{ExitCode: 128 + int(syscall.SIGKILL), Finished: time.Now().UTC()}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	if shim, err := launcher.Connect(cctx, c.dir); err == nil {
+	sdir, _ := d.shimDir(c)
+	if shim, err := launcher.Connect(cctx, sdir); err == nil {
 		_ = shim.Signal(cctx, syscall.SIGKILL)
 		if st, err := shim.Wait(cctx); err == nil {
 			exit = st
@@ -168,4 +172,40 @@ func (d *Daemon) shutdownContainers() error {
 	case <-time.After(20 * time.Second):
 	}
 	return nil
+}
+
+// shimRunDir holds short links to container state directories, one
+// directory per daemon root.
+const shimRunDir = "/run/fusebox"
+
+// maxSocketPath is the longest unix socket path the kernel binds.
+const maxSocketPath = 107
+
+// shimDir is the path the shim gets for a container's state directory.
+// The shim's control socket lives there, and a unix socket path can't
+// exceed 107 bytes, which a deep root makes <root>/containers/<id>/shim.sock
+// do; then the shim gets a short link to the state directory instead,
+// /run/fusebox/<root hash>/<short id>, as containerd does with its /run
+// paths.
+func (d *Daemon) shimDir(c *ctr) (string, error) {
+	if len(filepath.Join(c.dir, launcher.SocketFile)) <= maxSocketPath {
+		return c.dir, nil
+	}
+	link := d.shimLink(c.rec.ID)
+	if cur, err := os.Readlink(link); err == nil && cur == c.dir {
+		return link, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(link), 0o700); err != nil {
+		return "", fmt.Errorf("create shim link dir: %w", err)
+	}
+	_ = os.Remove(link)
+	if err := os.Symlink(c.dir, link); err != nil {
+		return "", fmt.Errorf("link shim state dir: %w", err)
+	}
+	return link, nil
+}
+
+func (d *Daemon) shimLink(id string) string {
+	sum := sha256.Sum256([]byte(d.root))
+	return filepath.Join(shimRunDir, hex.EncodeToString(sum[:4]), id[:12])
 }

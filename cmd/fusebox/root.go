@@ -46,8 +46,7 @@ func newRootCmd() *cobra.Command {
 	root.Flags().StringVarP(&globals.host, "host", "H", envOr("FUSEBOX_HOST", daemon.DefaultHost), "Daemon socket to connect to (unix:///path; env FUSEBOX_HOST)")
 	root.Flags().StringVar(&globals.root, "root", envOr("FUSEBOX_ROOT", daemon.DefaultRoot), "Root directory of the daemon's state (env FUSEBOX_ROOT)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		// Docker exits 125 on a bad flag, before anything runs.
-		return &statusError{code: 125, err: fmt.Errorf("%w\nSee '%s --help'", err, c.CommandPath())}
+		return fmt.Errorf("%w\nSee '%s --help'", err, c.CommandPath())
 	})
 	for _, newCmd := range commands {
 		root.AddCommand(newCmd())

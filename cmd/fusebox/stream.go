@@ -45,38 +45,50 @@ func detachKeyBytes(s string) []byte {
 // row; then it fails with errDetached. A partial sequence is held back and
 // passed on once it can't complete.
 type escapeReader struct {
-	r       io.Reader
-	keys    []byte
-	matched int
-	buf     []byte
+	r        io.Reader
+	keys     []byte
+	matched  int
+	pending  []byte
+	detached bool
+	err      error
 }
 
 func (e *escapeReader) Read(p []byte) (int, error) {
-	if len(e.buf) > 0 {
-		n := copy(p, e.buf)
-		e.buf = e.buf[n:]
-		return n, nil
-	}
-	tmp := make([]byte, len(p))
-	n, err := e.r.Read(tmp)
-	var out []byte
-	for _, b := range tmp[:n] {
-		if len(e.keys) > 0 && b == e.keys[e.matched] {
-			e.matched++
-			if e.matched == len(e.keys) {
-				return copy(p, out), errDetached
+	for {
+		if len(e.pending) > 0 {
+			n := copy(p, e.pending)
+			e.pending = e.pending[n:]
+			return n, nil
+		}
+		if e.detached {
+			return 0, errDetached
+		}
+		if e.err != nil {
+			return 0, e.err
+		}
+		buf := make([]byte, max(len(p), 1))
+		n, err := e.r.Read(buf)
+		for _, b := range buf[:n] {
+			if e.detached {
+				break
 			}
-			continue
+			switch {
+			case len(e.keys) == 0:
+				e.pending = append(e.pending, b)
+				continue
+			case b != e.keys[e.matched] && e.matched > 0:
+				e.pending = append(e.pending, e.keys[:e.matched]...)
+				e.matched = 0
+			}
+			if b != e.keys[e.matched] {
+				e.pending = append(e.pending, b)
+				continue
+			}
+			e.matched++
+			e.detached = e.matched == len(e.keys)
 		}
-		if e.matched > 0 {
-			out = append(out, e.keys[:e.matched]...)
-			e.matched = 0
-		}
-		out = append(out, b)
+		e.err = err
 	}
-	k := copy(p, out)
-	e.buf = append(e.buf, out[k:]...)
-	return k, err
 }
 
 // terminal is the CLI's own stdin and stdout, and whether they are

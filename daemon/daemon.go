@@ -56,6 +56,10 @@ type Config struct {
 	Host string
 	// Log receives the daemon's log records; nil logs to <root>/daemon.log.
 	Log *slog.Logger
+	// Exe is the fusebox binary the daemon runs as each container's shim
+	// (`Exe shim DIR`); empty means the running executable, which is right
+	// for `fusebox daemon` and wrong for a daemon inside a test binary.
+	Exe string
 	// Registry adds to the registry settings of <root>/daemon.json
 	// (mirrors, insecure registries): the daemon's command-line flags.
 	Registry registry.Config
@@ -72,7 +76,9 @@ type Daemon struct {
 	router  *Router
 	started time.Time
 	store   *cas.Store
-	mounts  *mountManager
+	// containers is every container, with the event bus (containers.go).
+	containers *containerSet
+	mounts     *mountManager
 
 	// ImageUsers, when set (by the containers' routes), names the
 	// containers that use an image, which rmi then refuses to delete
@@ -151,6 +157,10 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		d.log = slog.New(slog.NewTextHandler(w, nil))
 	}
 	if err := d.openState(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := d.initContainers(ctx); err != nil {
 		d.Close()
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -74,8 +75,32 @@ func run(args []string) int {
 		}
 	}
 	if err := root.Execute(); err != nil {
+		var se *statusError
+		if errors.As(err, &se) {
+			if se.err != nil {
+				fmt.Fprintln(os.Stderr, "fusebox:", se.err)
+			}
+			return se.code
+		}
 		fmt.Fprintln(os.Stderr, "fusebox:", err)
 		return 1
 	}
 	return 0
 }
+
+// statusError ends the CLI with a given exit status, as Docker's verbs
+// that report a container's own status (run, start -a, wait, exec) or
+// their own failure (125) do; err, when set, is printed first.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e *statusError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.code)
+}
+
+func (e *statusError) Unwrap() error { return e.err }

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+
+	moby "github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newCommitCmd) }
+
+// newCommitCmd is `commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]`: a new
+// image of the container's image and its changes; it prints the image ID.
+func newCommitCmd() *cobra.Command {
+	var (
+		message, author string
+		changes         []string
+		pause           bool
+	)
+	cmd := &cobra.Command{
+		Use:   "commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+		Short: "Create a new image from a container's changes",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ref string
+			if len(args) == 2 {
+				ref = args[1]
+			}
+			c, err := dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			res, err := c.ContainerCommit(cmd.Context(), args[0], moby.ContainerCommitOptions{
+				Reference: ref, Comment: message, Author: author, Changes: changes, NoPause: !pause,
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), res.ID)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&message, "message", "m", "", "Commit message")
+	fl.StringVarP(&author, "author", "a", "", `Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")`)
+	fl.StringArrayVarP(&changes, "change", "c", nil, "Apply Dockerfile instruction to the created image")
+	fl.BoolVarP(&pause, "pause", "p", true, "Pause container during commit")
+	return cmd
+}

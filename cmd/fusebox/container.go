@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"strings"
+
+	moby "github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/internal/formatter"
+)
+
+func init() { register(newContainerCmd) }
+
+// newContainerCmd is the `container` group: Docker's management command
+// names for the container verbs, plus ls and prune.
+func newContainerCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "container",
+		Short: "Manage containers",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	ls := containerListCmd("ls [OPTIONS]")
+	ls.Aliases = []string{"list", "ps"}
+	rm := containerRemoveCmd("rm [OPTIONS] CONTAINER [CONTAINER...]")
+	rm.Aliases = []string{"remove"}
+	cmd.AddCommand(ls, rm, newContainerPruneCmd(),
+		inspectCmd("inspect [OPTIONS] CONTAINER [CONTAINER...]", "container"),
+		newRunCmd(), newCreateCmd(), newStartCmd(), newStopCmd(), newRestartCmd(), newKillCmd(),
+		newPauseCmd(), newUnpauseCmd(), newWaitCmd(), newTopCmd(), newLogsCmd(), newAttachCmd(),
+		newExecCmd(), newRenameCmd(), newStatsCmd(),
+		newDiffCmd(), newCommitCmd(), newExportCmd(), newCpCmd())
+	return cmd
+}
+
+func newContainerPruneCmd() *cobra.Command {
+	var (
+		force   bool
+		filters []string
+	)
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove all stopped containers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !force {
+				fmt.Fprint(cmd.ErrOrStderr(), "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
+				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+					return nil
+				}
+			}
+			f := moby.Filters{}
+			for _, kv := range filters {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return fmt.Errorf("bad format of filter (expected name=value)")
+				}
+				f.Add(k, v)
+			}
+			c, err := dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			res, err := c.ContainerPrune(cmd.Context(), moby.ContainerPruneOptions{Filters: f})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if len(res.Report.ContainersDeleted) > 0 {
+				fmt.Fprintln(out, "Deleted Containers:")
+				for _, id := range res.Report.ContainersDeleted {
+					fmt.Fprintln(out, id)
+				}
+				fmt.Fprintln(out)
+			}
+			fmt.Fprintln(out, "Total reclaimed space:", formatter.Size(int64(res.Report.SpaceReclaimed)))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Provide filter values (e.g. \"until=<timestamp>\")")
+	return cmd
+}

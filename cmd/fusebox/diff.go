@@ -1,0 +1,36 @@
+package main
+
+import (
+	"fmt"
+
+	moby "github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newDiffCmd) }
+
+// newDiffCmd is `diff CONTAINER` (also `container diff`): the paths the
+// container added (A), changed (C) and deleted (D), from its journal.
+func newDiffCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "diff CONTAINER",
+		Short: "Inspect changes to files or directories on a container's filesystem",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			res, err := c.ContainerDiff(cmd.Context(), args[0], moby.ContainerDiffOptions{})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			for _, ch := range res.Changes {
+				fmt.Fprintf(out, "%s %s\n", ch.Kind, ch.Path)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	cerrdefs "github.com/containerd/errdefs"
+	moby "github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/internal/formatter"
+)
+
+func init() { register(newInspectCmd) }
+
+// newInspectCmd is the top-level inspect: each name is looked up as a
+// container, then as an image (or only as --type says).
+func newInspectCmd() *cobra.Command { return inspectCmd("inspect [OPTIONS] NAME|ID [NAME|ID...]", "") }
+
+func inspectCmd(use, only string) *cobra.Command {
+	var (
+		format, typ string
+		size        bool
+	)
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: "Return low-level information on objects",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if only != "" {
+				typ = only
+			}
+			if typ != "" && typ != "container" && typ != "image" {
+				return fmt.Errorf("%q is not a valid value for --type", typ)
+			}
+			c, err := dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx := cmd.Context()
+			var raws []json.RawMessage
+			var errs []error
+			for _, name := range args {
+				if typ == "" || typ == "container" {
+					res, err := c.ContainerInspect(ctx, name, moby.ContainerInspectOptions{Size: size})
+					if err == nil {
+						raws = append(raws, res.Raw)
+						continue
+					}
+					if !cerrdefs.IsNotFound(err) || typ == "container" {
+						errs = append(errs, err)
+						continue
+					}
+				}
+				var raw bytes.Buffer
+				if _, err := c.ImageInspect(ctx, name, moby.ImageInspectWithRawResponse(&raw)); err != nil {
+					if cerrdefs.IsNotFound(err) {
+						err = fmt.Errorf("no such object: %s", name)
+					}
+					errs = append(errs, err)
+					continue
+				}
+				raws = append(raws, json.RawMessage(bytes.TrimSpace(raw.Bytes())))
+			}
+			out := cmd.OutOrStdout()
+			if format != "" && format != "json" {
+				for _, r := range raws {
+					var v any
+					if err := json.Unmarshal(r, &v); err != nil {
+						return err
+					}
+					if err := formatter.Execute(out, format, v); err != nil {
+						return err
+					}
+				}
+			} else {
+				b, err := json.MarshalIndent(raws, "", "    ")
+				if err != nil {
+					return err
+				}
+				if len(raws) == 0 {
+					b = []byte("[]")
+				}
+				fmt.Fprintln(out, string(b))
+			}
+			return errors.Join(errs...)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&format, "format", "f", "", "Format output using a custom template")
+	fl.BoolVarP(&size, "size", "s", false, "Display total file sizes if the type is container")
+	if only == "" {
+		fl.StringVar(&typ, "type", "", "Only inspect objects of the given type (container, image)")
+	}
+	return cmd
+}

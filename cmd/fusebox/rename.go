@@ -1,0 +1,25 @@
+package main
+
+import (
+	moby "github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newRenameCmd) }
+
+func newRenameCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rename CONTAINER NEW_NAME",
+		Short: "Rename a container",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.ContainerRename(cmd.Context(), args[0], moby.ContainerRenameOptions{NewName: args[1]})
+			return err
+		},
+	}
+}

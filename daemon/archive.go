@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/jsonstream"
 	digest "github.com/opencontainers/go-digest"
 
@@ -117,6 +118,8 @@ func (d *Daemon) imageLoad(w http.ResponseWriter, r *http.Request) error {
 	}
 	for _, l := range loaded {
 		pw.send(jsonstream.Message{Stream: l + "\n"})
+		name := strings.TrimPrefix(strings.TrimPrefix(l, "Loaded image: "), "Loaded image ID: ")
+		d.Emit(events.ImageEventType, events.ActionLoad, name, map[string]string{"name": name})
 	}
 	return nil
 }

@@ -1178,6 +1178,7 @@ func (d *Daemon) RemoveContainer(ctx context.Context, c *ctr, force bool) error 
 		d.log.Warn("remove container dir", "id", rec.ID, "err", err)
 	}
 	_ = os.Remove(d.shimLink(rec.ID))
+	_ = os.Remove(filepath.Dir(d.shimLink(rec.ID))) // only when empty
 	s := d.containers
 	s.mu.Lock()
 	delete(s.byID, rec.ID)

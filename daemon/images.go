@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/storage"
 	"github.com/moby/moby/api/types/system"
@@ -408,6 +409,7 @@ func (d *Daemon) imageTag(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	d.log.Info("tagged image", "id", id, "ref", ref.String())
+	d.Emit(events.ImageEventType, events.ActionTag, id.String(), map[string]string{"name": fimage.Familiar(ref)})
 	w.WriteHeader(http.StatusCreated)
 	return nil
 }
@@ -422,6 +424,14 @@ func (d *Daemon) imageDelete(w http.ResponseWriter, r *http.Request) error {
 	res, err := d.RemoveImage(r.Context(), r.PathValue("name"), boolParam(r, "force"))
 	if err != nil {
 		return err
+	}
+	for _, item := range res {
+		if item.Untagged != "" {
+			d.Emit(events.ImageEventType, events.ActionUnTag, item.Untagged, map[string]string{"name": item.Untagged})
+		}
+		if item.Deleted != "" {
+			d.Emit(events.ImageEventType, events.ActionDelete, item.Deleted, map[string]string{"name": item.Deleted})
+		}
 	}
 	return WriteJSON(w, http.StatusOK, res)
 }

@@ -171,6 +171,8 @@ func (d *Daemon) shutdownContainers() error {
 	case <-done:
 	case <-time.After(20 * time.Second):
 	}
+	// Every container is stopped: their short links go with the daemon.
+	_ = os.RemoveAll(filepath.Dir(d.shimLink(strings.Repeat("0", 12))))
 	return nil
 }
 

@@ -437,6 +437,12 @@ func TestEventsAndPrune(t *testing.T) {
 	if out != "create\nattach\nstart\ndie\n" {
 		t.Errorf("events: %q", out)
 	}
+	e.ok("tag", "busybox", "other:v2")
+	e.ok("rmi", "other:v2")
+	out = e.ok("events", "--since", since, "--until", strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10), "-f", "type=image", "--format", "{{.Action}} {{.Actor.Attributes.name}}")
+	if !strings.HasSuffix(out, "tag other:v2\nuntag other:v2\n") {
+		t.Errorf("image events: %q", out)
+	}
 	e.ok("create", "--name", "idle", "busybox", "true")
 	out = e.ok("container", "prune", "-f")
 	if !strings.Contains(out, "Deleted Containers:") || strings.Count(out, "\n") < 4 {

@@ -76,6 +76,12 @@ func TestPullPushCLI(t *testing.T) {
 	if out := e.ok("pull", "-q", name); out != name+"\n" {
 		t.Errorf("pull -q: %q", out)
 	}
+	// A container runs from the pulled image, on the union filesystem.
+	if os.Geteuid() == 0 {
+		if out := e.ok("run", "--rm", name, "cat", "/"+testdata.BusyboxIndex); out != testdata.BusyboxIndexContent {
+			t.Errorf("run of the pulled image: %q, want %q", out, testdata.BusyboxIndexContent)
+		}
+	}
 
 	// Push under another name: every layer uploaded; again under a second
 	// tag: all already there.

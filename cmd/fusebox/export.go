@@ -1,15 +1,8 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 func init() { register(newExportCmd) }
@@ -24,10 +17,8 @@ func newExportCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
-			if output == "" {
-				if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-					return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-				}
+			if err := checkArchiveOut(out, output); err != nil {
+				return err
 			}
 			c, err := dial(cmd)
 			if err != nil {
@@ -39,28 +30,7 @@ func newExportCmd() *cobra.Command {
 				return err
 			}
 			defer res.Close()
-			if output == "" {
-				_, err := io.Copy(out, res)
-				return err
-			}
-			// Next to the target, then renamed: a failed export leaves no
-			// partial archive under the name asked for.
-			tmp, err := os.CreateTemp(filepath.Dir(output), ".fusebox-export-*")
-			if err != nil {
-				return fmt.Errorf("failed to export container: %w", err)
-			}
-			defer os.Remove(tmp.Name())
-			if _, err := io.Copy(tmp, res); err != nil {
-				tmp.Close()
-				return fmt.Errorf("failed to export container: %w", err)
-			}
-			if err := tmp.Close(); err != nil {
-				return fmt.Errorf("failed to export container: %w", err)
-			}
-			if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-				return err
-			}
-			return os.Rename(tmp.Name(), output)
+			return copyArchive(out, output, "failed to export container", res)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")

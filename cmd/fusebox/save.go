@@ -1,14 +1,7 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 func init() { register(newSaveCmd) }
@@ -21,10 +14,8 @@ func newSaveCmd() *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
-			if output == "" {
-				if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-					return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-				}
+			if err := checkArchiveOut(out, output); err != nil {
+				return err
 			}
 			c, err := dial(cmd)
 			if err != nil {
@@ -36,28 +27,7 @@ func newSaveCmd() *cobra.Command {
 				return err
 			}
 			defer res.Close()
-			if output == "" {
-				_, err := io.Copy(out, res)
-				return err
-			}
-			// Write next to the target and rename, so that a failed save
-			// leaves no partial archive behind.
-			tmp, err := os.CreateTemp(filepath.Dir(output), ".fusebox-save-*")
-			if err != nil {
-				return fmt.Errorf("failed to save image: %w", err)
-			}
-			defer os.Remove(tmp.Name())
-			if _, err := io.Copy(tmp, res); err != nil {
-				tmp.Close()
-				return fmt.Errorf("failed to save image: %w", err)
-			}
-			if err := tmp.Close(); err != nil {
-				return fmt.Errorf("failed to save image: %w", err)
-			}
-			if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-				return err
-			}
-			return os.Rename(tmp.Name(), output)
+			return copyArchive(out, output, "failed to save image", res)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")

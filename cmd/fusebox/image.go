@@ -62,26 +62,8 @@ func newImageInspectCmd() *cobra.Command {
 				}
 				raws = append(raws, json.RawMessage(bytes.TrimSpace(raw.Bytes())))
 			}
-			out := cmd.OutOrStdout()
-			if format != "" && format != "json" {
-				for _, r := range raws {
-					var v any
-					if err := json.Unmarshal(r, &v); err != nil {
-						return err
-					}
-					if err := formatter.Execute(out, format, v); err != nil {
-						return err
-					}
-				}
-			} else {
-				b, err := json.MarshalIndent(raws, "", "    ")
-				if err != nil {
-					return err
-				}
-				if len(raws) == 0 {
-					b = []byte("[]")
-				}
-				fmt.Fprintln(out, string(b))
+			if err := printInspect(cmd.OutOrStdout(), format, raws); err != nil {
+				return err
 			}
 			return errors.Join(errs...)
 		},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	cerrdefs "github.com/containerd/errdefs"
 	moby "github.com/moby/moby/client"
@@ -65,26 +66,8 @@ func inspectCmd(use, only string) *cobra.Command {
 				}
 				raws = append(raws, json.RawMessage(bytes.TrimSpace(raw.Bytes())))
 			}
-			out := cmd.OutOrStdout()
-			if format != "" && format != "json" {
-				for _, r := range raws {
-					var v any
-					if err := json.Unmarshal(r, &v); err != nil {
-						return err
-					}
-					if err := formatter.Execute(out, format, v); err != nil {
-						return err
-					}
-				}
-			} else {
-				b, err := json.MarshalIndent(raws, "", "    ")
-				if err != nil {
-					return err
-				}
-				if len(raws) == 0 {
-					b = []byte("[]")
-				}
-				fmt.Fprintln(out, string(b))
+			if err := printInspect(cmd.OutOrStdout(), format, raws); err != nil {
+				return err
 			}
 			return errors.Join(errs...)
 		},
@@ -96,4 +79,30 @@ func inspectCmd(use, only string) *cobra.Command {
 		fl.StringVar(&typ, "type", "", "Only inspect objects of the given type (container, image)")
 	}
 	return cmd
+}
+
+// printInspect writes inspect results as docker does: each through the
+// --format template, or all as one indented JSON array ("[]" for none).
+func printInspect(out io.Writer, format string, raws []json.RawMessage) error {
+	if format != "" && format != "json" {
+		for _, r := range raws {
+			var v any
+			if err := json.Unmarshal(r, &v); err != nil {
+				return err
+			}
+			if err := formatter.Execute(out, format, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	b, err := json.MarshalIndent(raws, "", "    ")
+	if err != nil {
+		return err
+	}
+	if len(raws) == 0 {
+		b = []byte("[]")
+	}
+	_, err = fmt.Fprintln(out, string(b))
+	return err
 }

@@ -1,20 +1,45 @@
 package main
 
 import (
+	"context"
+
+	"github.com/fusebox/fusebox/client"
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newStopCmd) }
+func init() {
+	register(newStopCmd)
+	register(newRestartCmd)
+}
 
 func newStopCmd() *cobra.Command {
+	return newStopSignalCmd("stop", "Stop one or more running containers",
+		func(ctx context.Context, c *client.Client, name, sig string, timeout *int) error {
+			_, err := c.ContainerStop(ctx, name, moby.ContainerStopOptions{Signal: sig, Timeout: timeout})
+			return err
+		})
+}
+
+func newRestartCmd() *cobra.Command {
+	return newStopSignalCmd("restart", "Restart one or more containers",
+		func(ctx context.Context, c *client.Client, name, sig string, timeout *int) error {
+			_, err := c.ContainerRestart(ctx, name, moby.ContainerRestartOptions{Signal: sig, Timeout: timeout})
+			return err
+		})
+}
+
+// newStopSignalCmd builds a verb that stops containers as docker does: the
+// stop signal (-s), then SIGKILL after -t seconds (the container's own stop
+// timeout when -t is not given).
+func newStopSignalCmd(verb, short string, do func(ctx context.Context, c *client.Client, name, sig string, timeout *int) error) *cobra.Command {
 	var (
 		timeout int
 		sig     string
 	)
 	cmd := &cobra.Command{
-		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Stop one or more running containers",
+		Use:   verb + " [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := dial(cmd)
@@ -22,13 +47,12 @@ func newStopCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			opts := moby.ContainerStopOptions{Signal: sig}
+			var t *int
 			if cmd.Flags().Changed("timeout") {
-				opts.Timeout = &timeout
+				t = &timeout
 			}
 			return forEach(cmd, args, func(name string) error {
-				_, err := c.ContainerStop(cmd.Context(), name, opts)
-				return err
+				return do(cmd.Context(), c, name, sig, t)
 			})
 		},
 	}

@@ -688,21 +688,32 @@ func stopTimeout(r *http.Request, rec containerRecord) (time.Duration, error) {
 	return time.Duration(secs) * time.Second, nil
 }
 
-func (d *Daemon) containerStop(w http.ResponseWriter, r *http.Request) error {
+// lockForStop resolves the container a stop or restart request names, the
+// signal and timeout to stop it with, and takes its lifecycle lock; the
+// caller unlocks.
+func (d *Daemon) lockForStop(r *http.Request) (*ctr, syscall.Signal, time.Duration, error) {
 	c, err := d.lookup(r)
 	if err != nil {
-		return err
+		return nil, 0, 0, err
 	}
 	rec := c.snapshot()
 	timeout, err := stopTimeout(r, rec)
 	if err != nil {
-		return err
+		return nil, 0, 0, err
 	}
 	sig, err := d.stopSignal(r, rec)
 	if err != nil {
-		return err
+		return nil, 0, 0, err
 	}
 	if err := c.lock(r.Context()); err != nil {
+		return nil, 0, 0, err
+	}
+	return c, sig, timeout, nil
+}
+
+func (d *Daemon) containerStop(w http.ResponseWriter, r *http.Request) error {
+	c, sig, timeout, err := d.lockForStop(r)
+	if err != nil {
 		return err
 	}
 	defer c.unlock()

@@ -46,20 +46,8 @@ func (d *Daemon) containerStart(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (d *Daemon) containerRestart(w http.ResponseWriter, r *http.Request) error {
-	c, err := d.lookup(r)
+	c, sig, timeout, err := d.lockForStop(r)
 	if err != nil {
-		return err
-	}
-	rec := c.snapshot()
-	timeout, err := stopTimeout(r, rec)
-	if err != nil {
-		return err
-	}
-	sig, err := d.stopSignal(r, rec)
-	if err != nil {
-		return err
-	}
-	if err := c.lock(r.Context()); err != nil {
 		return err
 	}
 	defer c.unlock()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/daemon"
+	"github.com/fusebox/fusebox/internal/formatter"
 )
 
 // commands holds the constructors of the top-level commands. Each verb lives
@@ -58,6 +59,17 @@ func newRootCmd() *cobra.Command {
 // nothing answers on its socket.
 func dial(cmd *cobra.Command) (*client.Client, error) {
 	return client.Connect(cmd.Context(), client.Options{Host: globals.host, Root: globals.root})
+}
+
+// dialFormatted checks a --format template before dialing, so that a bad
+// template fails at once instead of after a daemon was started for it.
+func dialFormatted(cmd *cobra.Command, format string) (*client.Client, error) {
+	if format != "" {
+		if _, err := formatter.Parse(format); err != nil {
+			return nil, err
+		}
+	}
+	return dial(cmd)
 }
 
 // run executes the CLI and returns the process exit status.

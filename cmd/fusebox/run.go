@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/client"
+	"github.com/fusebox/fusebox/internal/detachkeys"
 )
 
 func init() { register(newRunCmd) }
@@ -184,7 +185,7 @@ func runAttached(ctx context.Context, c *client.Client, t *terminal, id string, 
 			stderr = io.Discard
 		}
 		err := pump(resp, cfg.Tty, stdin, stdout, stderr, how.detachKeys)
-		if errors.Is(err, errDetached) {
+		if errors.Is(err, detachkeys.ErrDetached) {
 			restore()
 			return nil
 		}

@@ -96,7 +96,6 @@ func newExecCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
-	cmd.SetFlagErrorFunc(runFlagError)
 	fl := cmd.Flags()
 	fl.BoolVarP(&interactive, "interactive", "i", false, "Keep STDIN open even if not attached")
 	fl.BoolVarP(&tty, "tty", "t", false, "Allocate a pseudo-TTY")

@@ -46,8 +46,10 @@ func newRootCmd() *cobra.Command {
 	}
 	root.Flags().StringVarP(&globals.host, "host", "H", envOr("FUSEBOX_HOST", daemon.DefaultHost), "Daemon socket to connect to (unix:///path; env FUSEBOX_HOST)")
 	root.Flags().StringVar(&globals.root, "root", envOr("FUSEBOX_ROOT", daemon.DefaultRoot), "Root directory of the daemon's state (env FUSEBOX_ROOT)")
+	// A bad flag is the CLI's own failure: Docker exits 125 for it, before
+	// anything is sent to the daemon (and so before one is started).
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w\nSee '%s --help'", err, c.CommandPath())
+		return &statusError{code: 125, err: fmt.Errorf("%w\nSee '%s --help'", err, c.CommandPath())}
 	})
 	for _, newCmd := range commands {
 		root.AddCommand(newCmd())

@@ -70,7 +70,6 @@ func newRunCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
-	cmd.SetFlagErrorFunc(runFlagError)
 	o.addFlags(cmd.Flags())
 	fl := cmd.Flags()
 	fl.BoolVarP(&detach, "detach", "d", false, "Run container in background and print container ID")

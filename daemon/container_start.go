@@ -211,6 +211,9 @@ func (d *Daemon) containerSpec(rec containerRecord, dir, rootfs string) (*specs.
 	if hc.Init != nil && *hc.Init {
 		o.Init = true
 	}
+	if o.Mounts, err = mountSpecs(dir); err != nil {
+		return nil, err
+	}
 	return launcher.BuildSpec(o)
 }
 

@@ -121,7 +121,7 @@ func (d *Daemon) createMounts(ctx context.Context, id, dir string, imageID diges
 		return nil, err
 	}
 	var madeDirs, madeVols []string
-	undo = func() {
+	cleanup := func() {
 		vs.Release(id)
 		for _, name := range madeVols {
 			if _, err := vs.RemoveIfUnused(context.WithoutCancel(ctx), name); err != nil {
@@ -134,7 +134,7 @@ func (d *Daemon) createMounts(ctx context.Context, id, dir string, imageID diges
 	}
 	defer func() {
 		if err != nil {
-			undo()
+			cleanup()
 		}
 	}()
 	// Resolve the targets in the image before making anything, so that a
@@ -192,7 +192,7 @@ func (d *Daemon) createMounts(ctx context.Context, id, dir string, imageID diges
 	if err := writeMounts(dir, mps); err != nil {
 		return nil, err
 	}
-	return undo, nil
+	return cleanup, nil
 }
 
 func copyLabels(l map[string]string) map[string]string {

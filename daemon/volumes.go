@@ -252,3 +252,24 @@ func (d *Daemon) volumePrune(w http.ResponseWriter, r *http.Request) error {
 	d.Emit(events.VolumeEventType, events.ActionPrune, "", map[string]string{"reclaimed": strconv.FormatUint(report.SpaceReclaimed, 10)})
 	return WriteJSON(w, http.StatusOK, report)
 }
+
+// volumeUsage is /system/df's Volumes: each volume with its size and the
+// number of containers using it.
+func (d *Daemon) volumeUsage(ctx context.Context) []any {
+	out := []any{}
+	vs, err := d.volumeStore()
+	if err != nil {
+		return out
+	}
+	vols, err := vs.List(ctx)
+	if err != nil {
+		d.log.Warn("list volumes for df", "err", err)
+		return out
+	}
+	for _, v := range vols {
+		av := apiVolume(v)
+		av.UsageData = &apivolume.UsageData{Size: volume.Size(v), RefCount: int64(len(vs.Users(v.Name)))}
+		out = append(out, av)
+	}
+	return out
+}

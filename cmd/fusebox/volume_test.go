@@ -48,9 +48,14 @@ func TestNamedVolumes(t *testing.T) {
 	if out := e.ok("volume", "ls", "-q", "-f", "dangling=true"); out != "fresh\n" {
 		t.Errorf("dangling volumes: %q", out)
 	}
+	// The daemon counts the users again after a restart.
+	e.stopDaemon()
 	_, errOut, code := e.fusebox("volume", "rm", "data")
 	if code != 1 || !strings.Contains(errOut, "remove data: volume is in use - [") {
 		t.Errorf("volume rm of a volume in use: exit %d, %q", code, errOut)
+	}
+	if df := e.ok("system", "df", "--format", "{{.Type}}: {{.TotalCount}} {{.Active}}"); !strings.Contains(df, "Local Volumes: 2 1\n") {
+		t.Errorf("system df:\n%s", df)
 	}
 	inspect := e.ok("inspect", "-f", "{{range .Mounts}}{{.Type}} {{.Name}} {{.Source}} {{.Destination}} {{.Driver}} {{.RW}}{{end}}", "user")
 	if want := "volume data " + mp + " /data local true\n"; inspect != want {

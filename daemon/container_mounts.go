@@ -174,7 +174,7 @@ func (d *Daemon) createMounts(ctx context.Context, id, dir string, imageID diges
 			}
 			madeDirs = append(madeDirs, made...)
 		case mount.TypeVolume:
-			v, created, err := vs.Acquire(ctx, mp.Name, id, volume.CreateOptions{Labels: copyLabels(mp.Labels)})
+			v, created, err := vs.Acquire(ctx, mp.Name, id, volume.CreateOptions{Labels: copyLabels(mp.Labels), Options: copyLabels(mp.DriverOptions)})
 			if err != nil {
 				return nil, classed(ErrBadParameter, "%w", err)
 			}
@@ -182,7 +182,9 @@ func (d *Daemon) createMounts(ctx context.Context, id, dir string, imageID diges
 				madeVols = append(madeVols, v.Name)
 			}
 			mp.Name, mp.Source = v.Name, v.Mountpoint
-			if !mp.NoCopy {
+			// A volume with driver options is a filesystem mounted
+			// only while a container runs; nothing to seed now.
+			if !mp.NoCopy && len(v.Options) == 0 {
 				if _, err := volume.Seed(v, inImage[i]); err != nil {
 					return nil, err
 				}
@@ -269,12 +271,18 @@ func apiMounts(dir string) []container.MountPoint {
 
 // mountSpecs are the runtime mounts of a container's mount points, for
 // its start. A -v bind source that vanished since create is made again,
-// as Docker does; a volume that vanished is an error.
-func mountSpecs(dir string) ([]specs.Mount, error) {
+// as Docker does; a volume that vanished is an error; a volume with
+// driver options gets its filesystem mounted (unmountVolumes undoes it).
+func (d *Daemon) mountSpecs(ctx context.Context, id, dir string) (_ []specs.Mount, err error) {
 	mps, err := readMounts(dir)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			d.unmountVolumes(id)
+		}
+	}()
 	var out []specs.Mount
 	for _, mp := range mps {
 		switch mp.Type {
@@ -288,8 +296,12 @@ func mountSpecs(dir string) ([]specs.Mount, error) {
 				}
 			}
 		case mount.TypeVolume:
-			if _, err := os.Stat(mp.Source); err != nil {
-				return nil, fmt.Errorf("volume %s: %w", mp.Name, err)
+			vs, err := d.volumeStore()
+			if err != nil {
+				return nil, err
+			}
+			if err := vs.Mount(ctx, mp.Name, id); err != nil {
+				return nil, err
 			}
 		}
 		out = append(out, mp.Spec())
@@ -330,5 +342,17 @@ func (d *Daemon) releaseMounts(ctx context.Context, rec containerRecord, dir str
 		if _, err := vs.RemoveIfUnused(context.WithoutCancel(ctx), mp.Name); err != nil {
 			d.log.Warn("remove anonymous volume", "volume", mp.Name, "err", err)
 		}
+	}
+}
+
+// unmountVolumes undoes mountSpecs's volume mounts when the container
+// has stopped (or failed to start).
+func (d *Daemon) unmountVolumes(id string) {
+	vs, err := d.volumeStore()
+	if err != nil {
+		return
+	}
+	if err := vs.Unmount(id); err != nil {
+		d.log.Warn("unmount volumes", "id", id, "err", err)
 	}
 }

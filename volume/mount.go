@@ -41,8 +41,10 @@ type MountPoint struct {
 	// CreateSource makes a missing bind source a directory, as -v does
 	// (--mount refuses one instead).
 	CreateSource bool `json:"createSource,omitempty"`
-	// Labels go to a volume this mount creates (--mount volume-label).
-	Labels map[string]string `json:"labels,omitempty"`
+	// Labels and DriverOptions go to a volume this mount creates
+	// (--mount volume-label, volume-opt).
+	Labels        map[string]string `json:"labels,omitempty"`
+	DriverOptions map[string]string `json:"driverOptions,omitempty"`
 	// Options are a tmpfs's mount options.
 	Options []string `json:"options,omitempty"`
 }
@@ -264,9 +266,10 @@ func FromAPI(m mount.Mount) (MountPoint, error) {
 				if o.DriverConfig.Name != "" && o.DriverConfig.Name != Driver {
 					return MountPoint{}, errorf(ErrBadDriver, "create %s: error looking up volume plugin %s: plugin %q not found", m.Source, o.DriverConfig.Name, o.DriverConfig.Name)
 				}
-				for k := range o.DriverConfig.Options {
-					return MountPoint{}, errorf(ErrBadOption, "create %s: invalid option key: %q (volume driver options are not supported)", m.Source, k)
+				if _, err := parseDriverOptions(m.Source, o.DriverConfig.Options); err != nil {
+					return MountPoint{}, err
 				}
+				mp.DriverOptions = o.DriverConfig.Options
 			}
 		}
 	case mount.TypeTmpfs:

@@ -71,6 +71,9 @@ type Store struct {
 	mu sync.Mutex
 	// refs maps a volume name to the IDs of the containers that use it.
 	refs map[string]map[string]struct{}
+	// mounted maps a volume with driver options to the running
+	// containers for which its filesystem is mounted.
+	mounted map[string]map[string]struct{}
 }
 
 // validName is Docker's rule for local volume names.
@@ -103,7 +106,10 @@ func Open(dir string) (*Store, error) {
 			}
 		}
 	}
-	return &Store{dir: dir, refs: map[string]map[string]struct{}{}}, nil
+	if err := unmountStale(dir); err != nil {
+		return nil, err
+	}
+	return &Store{dir: dir, refs: map[string]map[string]struct{}{}, mounted: map[string]map[string]struct{}{}}, nil
 }
 
 // Dir is the directory holding the volumes.
@@ -129,10 +135,8 @@ func checkCreate(name string, o CreateOptions) error {
 	if o.Driver != "" && o.Driver != Driver {
 		return errorf(ErrBadDriver, "create %s: error looking up volume plugin %s: plugin %q not found", name, o.Driver, o.Driver)
 	}
-	for k := range o.Options {
-		return errorf(ErrBadOption, "create %s: invalid option key: %q (volume driver options are not supported)", name, k)
-	}
-	return nil
+	_, err := parseDriverOptions(name, o.Options)
+	return err
 }
 
 // Create makes a volume, or returns the existing one of that name as
@@ -343,6 +347,9 @@ func (s *Store) remove(name string, force bool) error {
 	}
 	if users := s.users(name); len(users) > 0 {
 		return fmt.Errorf("remove %s: %w - [%s]", name, ErrInUse, strings.Join(users, ", "))
+	}
+	if len(s.mounted[name]) > 0 {
+		return fmt.Errorf("remove %s: %w - mounted", name, ErrInUse)
 	}
 	doomed := filepath.Join(s.dir, rmPrefix+name)
 	if err := os.Rename(filepath.Join(s.dir, name), doomed); err != nil {

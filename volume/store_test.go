@@ -97,7 +97,9 @@ func TestStoreRefusals(t *testing.T) {
 		{"..", CreateOptions{}, ErrInvalidName, "includes invalid characters"},
 		{"v", CreateOptions{}, ErrInvalidName, "includes invalid characters"},
 		{"v1", CreateOptions{Driver: "nfs"}, ErrBadDriver, `create v1: error looking up volume plugin nfs: plugin "nfs" not found`},
-		{"v1", CreateOptions{Options: map[string]string{"type": "tmpfs"}}, ErrBadOption, `invalid option key: "type"`},
+		{"v1", CreateOptions{Options: map[string]string{"type": "tmpfs"}}, ErrBadOption, `create v1: missing required option: "device"`},
+		{"v1", CreateOptions{Options: map[string]string{"device": "tmpfs"}}, ErrBadOption, `create v1: missing required option: "type"`},
+		{"v1", CreateOptions{Options: map[string]string{"color": "red"}}, ErrBadOption, `create v1: invalid option key: "color"`},
 	} {
 		_, _, err := s.Create(ctx, c.name, c.o)
 		if !errors.Is(err, c.err) || !strings.Contains(err.Error(), c.msg) {

@@ -102,6 +102,35 @@ func TestVolumeSeededFromImage(t *testing.T) {
 	}
 }
 
+func TestVolumeDriverOptions(t *testing.T) {
+	e := withBusybox(t)
+	e.ok("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m,noexec", "tv")
+	if out := e.ok("volume", "inspect", "-f", "{{.Options.type}} {{.Options.o}}", "tv"); out != "tmpfs size=1m,noexec\n" {
+		t.Errorf("volume inspect options: %q", out)
+	}
+	mounted := func() bool {
+		b, _ := os.ReadFile("/proc/self/mountinfo")
+		return strings.Contains(string(b), filepath.Join(e.root, "volumes"))
+	}
+	check := "grep ' /t ' /proc/mounts | cut -d' ' -f1-4; ls /t; echo x > /t/f"
+	for range 2 { // a tmpfs volume starts empty at each first mount
+		out := e.ok("run", "--rm", "-v", "tv:/t", "busybox", "sh", "-c", check)
+		if !strings.HasPrefix(out, "tmpfs /t tmpfs rw,noexec,relatime,size=1024k") || strings.Contains(out, "\nf\n") {
+			t.Errorf("tmpfs volume:\n%s", out)
+		}
+		if mounted() {
+			t.Error("the volume's filesystem stayed mounted after its container ended")
+		}
+	}
+	out := e.ok("run", "--rm", "--mount", "type=volume,src=tv2,dst=/t,volume-opt=type=tmpfs,volume-opt=device=tmpfs", "busybox", "sh", "-c", check)
+	if !strings.HasPrefix(out, "tmpfs /t tmpfs") {
+		t.Errorf("--mount volume-opt:\n%s", out)
+	}
+	e.fail(125, `create tv3: missing required option: "device"`, "run", "--rm", "--mount", "type=volume,src=tv3,dst=/t,volume-opt=type=tmpfs", "busybox", "true")
+	e.fail(1, `create tv4: invalid option key: "colour"`, "volume", "create", "-o", "colour=red", "tv4")
+	e.ok("volume", "rm", "tv", "tv2")
+}
+
 func TestBindMountsAndTmpfs(t *testing.T) {
 	e := withBusybox(t)
 	host := t.TempDir()

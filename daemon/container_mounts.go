@@ -356,3 +356,15 @@ func (d *Daemon) unmountVolumes(id string) {
 		d.log.Warn("unmount volumes", "id", id, "err", err)
 	}
 }
+
+// usesVolume is ps's volume filter: the container mounts a volume of that
+// name, or something at that destination.
+func usesVolume(dir, v string) bool {
+	mps, _ := readMounts(dir)
+	for _, mp := range mps {
+		if (mp.Name != "" && mp.Name == v) || mp.Destination == v {
+			return true
+		}
+	}
+	return false
+}

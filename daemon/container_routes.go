@@ -441,7 +441,7 @@ func (d *Daemon) containerList(w http.ResponseWriter, r *http.Request) error {
 					return BadParameterf("invalid filter 'status=%s'", v)
 				}
 			}
-		case "name", "id", "ancestor", "label", "exited", "before", "since":
+		case "name", "id", "ancestor", "label", "exited", "before", "since", "volume":
 		default:
 			return BadParameterf("invalid filter '%s'", k)
 		}
@@ -538,6 +538,9 @@ func (d *Daemon) matchContainer(ctx context.Context, rec containerRecord, f map[
 		if !matchLabels([]string{l}, rec.Config.Labels) {
 			return false
 		}
+	}
+	if !anyOf(f["volume"], func(v string) bool { return usesVolume(d.containerDir(rec.ID), v) }) {
+		return false
 	}
 	return true
 }

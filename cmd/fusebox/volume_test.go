@@ -45,6 +45,14 @@ func TestNamedVolumes(t *testing.T) {
 
 	// A volume in use, even by a stopped container, can't be removed.
 	e.ok("create", "--name", "user", "-v", "data:/data", "busybox", "true")
+	for _, f := range []string{"volume=data", "volume=/data"} {
+		if out := e.ok("ps", "-a", "--format", "{{.Names}}", "-f", f); out != "user\n" {
+			t.Errorf("ps -f %s: %q", f, out)
+		}
+	}
+	if out := e.ok("ps", "-a", "-q", "-f", "volume=fresh"); out != "" {
+		t.Errorf("ps -f volume=fresh: %q", out)
+	}
 	if out := e.ok("volume", "ls", "-q", "-f", "dangling=true"); out != "fresh\n" {
 		t.Errorf("dangling volumes: %q", out)
 	}

@@ -79,6 +79,8 @@ type Daemon struct {
 	// containers is every container, with the event bus (containers.go).
 	containers *containerSet
 	mounts     *mountManager
+	// volumes is the volume store, opened on first use (volumes.go).
+	volumes volumeState
 
 	// ImageUsers, when set (by the containers' routes), names the
 	// containers that use an image, which rmi then refuses to delete

@@ -24,6 +24,8 @@ type containerOpts struct {
 	cpuShares, pidsLimit                         int64
 	stopTimeout                                  int
 	entrypointSet, stopTimeoutSet                bool
+	// mounts are -v, --mount, --tmpfs and --volumes-from (container_volumes.go).
+	mounts mountOpts
 }
 
 // memBytes is a byte count flag that takes Docker's units (512m, 1g).
@@ -77,6 +79,7 @@ func (o *containerOpts) addFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&o.network, "network", "default", "Connect a container to a network (none, host; default: loopback only)")
 	fl.StringVar(&o.network, "net", "default", "Connect a container to a network")
 	_ = fl.MarkHidden("net")
+	o.mounts.addFlags(fl)
 }
 
 // config turns the flags and the positional IMAGE [COMMAND...] into the
@@ -140,6 +143,9 @@ func (o *containerOpts) config(fl *pflag.FlagSet, args []string) (*container.Con
 	if o.init {
 		t := true
 		hc.Init = &t
+	}
+	if err := o.mounts.apply(cfg, hc); err != nil {
+		return nil, nil, err
 	}
 	return cfg, hc, nil
 }

@@ -113,11 +113,21 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 		return startFailure(err)
 	}
 	exited := make(chan struct{})
+	// The record says running before the command may run and before its
+	// supervisor may record the exit: a command that exits at once must
+	// never have its exit overwritten by this start (a container that ran
+	// `true` then showed as running for ever).
 	c.mu.Lock()
 	c.shim, c.mount, c.exited = shim, m, exited
 	attaches := c.attaches
 	c.attaches = nil
+	c.rec.State = stateRecord{Status: container.StateRunning, Pid: shim.Pid(), StartedAt: time.Now().UTC()}
+	c.rec.ManuallyStopped = false
 	c.mu.Unlock()
+	if err := d.containers.save(ctx, c); err != nil {
+		d.log.Warn("save container", "id", rec.ID, "err", err)
+	}
+	d.emitContainer(c, events.ActionStart, nil)
 	for _, a := range attaches {
 		if err := a.connect(shim); err != nil {
 			a.done <- err
@@ -129,14 +139,6 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 		_ = shim.Signal(ctx, syscall.SIGKILL)
 		return fmt.Errorf("start container: %w", err)
 	}
-	c.mu.Lock()
-	c.rec.State = stateRecord{Status: container.StateRunning, Pid: shim.Pid(), StartedAt: time.Now().UTC()}
-	c.rec.ManuallyStopped = false
-	c.mu.Unlock()
-	if err := d.containers.save(ctx, c); err != nil {
-		d.log.Warn("save container", "id", rec.ID, "err", err)
-	}
-	d.emitContainer(c, events.ActionStart, nil)
 	return nil
 }
 

@@ -591,6 +591,9 @@ func (s *memorySampler) measure(ctx context.Context, i int) (m memorySample, err
 		return m, err
 	}
 	for _, pid := range kids {
+		if spareShim(pid) {
+			continue // started ahead for the next container: not one of the ten
+		}
 		pm, err := readProcMemory(pid)
 		if err != nil {
 			continue // gone meanwhile: not a running container's shim
@@ -642,4 +645,15 @@ func fuseboxMemory(cli Fusebox, images *imageLoader, ds *Dataset) []Case {
 		cases = append(cases, c)
 	}
 	return cases
+}
+
+// spareShim tells a shim that the daemon started ahead of need (`fusebox
+// shim -`, waiting for a container) from a container's.
+func spareShim(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	return len(args) >= 3 && args[len(args)-2] == "shim" && args[len(args)-1] == "-"
 }

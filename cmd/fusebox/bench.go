@@ -34,7 +34,12 @@ func newBenchCmd() *cobra.Command {
 		Short: "Measure layer I/O side by side with kernel overlayfs and fuse-overlayfs",
 		Long: `Build (or reuse) the benchmark data set, mount it on every backend (native copy,
 kernel overlayfs, fuse-overlayfs, fusebox-overlay, fusebox image mount) and measure each
-workload, median of --runs. Writes bench.md, bench.json and bench.png to --out. Needs root.`,
+workload, median of --runs. Writes bench.md, bench.json and bench.png to --out. Needs root.
+
+The figures that need a daemon (image mount, container start, diff, commit, memory) run on a
+daemon the harness starts for itself from the --fusebox binary, on a root and socket under the
+cache directory, and stops at the end: the global --root and -H, and the machine's daemon and
+store, are never used.`,
 		Args:                  cobra.NoArgs,
 		DisableFlagsInUseLine: true,
 		RunE:                  func(cmd *cobra.Command, args []string) error { return runBench(cmd, o) },

@@ -648,12 +648,9 @@ func fuseboxMemory(cli Fusebox, images *imageLoader, ds *Dataset) []Case {
 }
 
 // spareShim tells a shim that the daemon started ahead of need (`fusebox
-// shim -`, waiting for a container) from a container's.
+// shim -`, waiting for a container, in /) from a container's, which has
+// moved to its container's state directory.
 func spareShim(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-	return len(args) >= 3 && args[len(args)-2] == "shim" && args[len(args)-1] == "-"
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	return err == nil && cwd == "/"
 }

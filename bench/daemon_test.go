@@ -96,3 +96,38 @@ func contains(xs []int, x int) bool {
 	}
 	return false
 }
+
+// TestReplacedBinary checks that a daemon whose binary was rebuilt under
+// it is told apart: its container starts are not comparable.
+func TestReplacedBinary(t *testing.T) {
+	requireRoot(t)
+	exe := builtProgram("fusebox")
+	if exe == "" {
+		t.Skip("no fusebox binary: run `make build` first")
+	}
+	dir := t.TempDir()
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(dir, "fusebox")
+	if err := os.WriteFile(cp, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{Exe: cp, Dir: filepath.Join(dir, "d")}
+	defer srv.Stop(context.Background())
+	cli := Fusebox{Path: cp, Server: srv}
+	if err := replacedBinary(t.Context(), cli); err != nil {
+		t.Fatalf("fresh binary: %v", err)
+	}
+	// What `go build -o` does: a new file renamed over the old one.
+	if err := os.WriteFile(cp+".new", data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(cp+".new", cp); err != nil {
+		t.Fatal(err)
+	}
+	if err := replacedBinary(t.Context(), cli); !errors.Is(err, errReplaced) {
+		t.Errorf("replaced binary: %v, want errReplaced", err)
+	}
+}

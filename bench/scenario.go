@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -147,9 +148,30 @@ func fuseboxStart(cli Fusebox, images *imageLoader, ds *Dataset) Case {
 		if _, err := cli.Run(ctx, "run", "--rm", ref, "true"); err != nil {
 			return 0, err
 		}
-		return since(start, "ms"), nil
+		ms := since(start, "ms")
+		return ms, replacedBinary(ctx, cli)
 	}
 	return c
+}
+
+// errReplaced says the daemon's binary was replaced while it ran, which
+// makes libcontainer copy the whole binary for every container start.
+var errReplaced = errors.New("the bench daemon's binary was replaced while it ran (rebuilt?): its container starts copy the binary and are not comparable")
+
+// replacedBinary returns errReplaced when the harness's daemon runs a
+// binary that is no longer on disk.
+func replacedBinary(ctx context.Context, cli Fusebox) error {
+	if cli.Server == nil {
+		return nil
+	}
+	d, err := cli.Server.Daemon(ctx)
+	if err != nil {
+		return err
+	}
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", d.PID())); err == nil && strings.HasSuffix(exe, " (deleted)") {
+		return errReplaced
+	}
+	return nil
 }
 
 // change is one of the ten changes the diff figures make in a container.

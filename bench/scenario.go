@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/fusebox/fusebox/launcher"
 )
 
 // Scenarios returns the figures that are not one workload on one mount:
@@ -608,14 +610,11 @@ func (s *memorySampler) measure(ctx context.Context, i int) (m memorySample, err
 	if m.daemon, err = readProcMemory(d.PID()); err != nil {
 		return m, fmt.Errorf("bench daemon memory: %w", err)
 	}
-	kids, err := childPIDs(d.PID())
+	kids, err := containerShims(d)
 	if err != nil {
 		return m, err
 	}
 	for _, pid := range kids {
-		if spareShim(pid) {
-			continue // started ahead for the next container: not one of the ten
-		}
 		pm, err := readProcMemory(pid)
 		if err != nil {
 			continue // gone meanwhile: not a running container's shim
@@ -669,10 +668,33 @@ func fuseboxMemory(cli Fusebox, images *imageLoader, ds *Dataset) []Case {
 	return cases
 }
 
-// spareShim tells a shim that the daemon started ahead of need (`fusebox
-// shim -`, waiting for a container, in /) from a container's, which has
-// moved to its container's state directory.
-func spareShim(pid int) bool {
-	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
-	return err == nil && cwd == "/"
+// containerShims lists the shims of the daemon's containers: its children
+// that wrote their process ID in a container's state directory. The spare
+// shim the daemon keeps for the next container has none yet.
+func containerShims(d *Daemon) ([]int, error) {
+	kids, err := childPIDs(d.PID())
+	if err != nil {
+		return nil, err
+	}
+	files, err := filepath.Glob(filepath.Join(d.Root, "containers", "*", launcher.PidFile))
+	if err != nil {
+		return nil, err
+	}
+	written := map[int]bool{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			written[pid] = true
+		}
+	}
+	var out []int
+	for _, pid := range kids {
+		if written[pid] {
+			out = append(out, pid)
+		}
+	}
+	return out, nil
 }

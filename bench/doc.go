@@ -18,11 +18,16 @@
 // one mount (container start against runc, diff and commit against a naive
 // tree walk, daemon memory) are Cases of their own. A backend or figure that
 // cannot be measured yet is reported with ErrMissing and the reason, never
-// skipped. Every figure is the median of the runs, with min and max, and its
+// skipped. Everything that needs the fusebox daemon (image mounts,
+// containers, diff, commit, memory) goes to a daemon the harness starts for
+// itself from the same binary, on a root and socket under its scratch
+// directory (Server, StartDaemon): the machine's daemon and store are never
+// touched, and the memory figures read the daemon's and its shims' /proc. Every figure is the median of the runs, with min and max, and its
 // speed ratio to each anchor (above 1 is better than the anchor); the Report
 // is written as markdown, JSON (for Compare across commits) and a PNG plot.
 //
-// Every mount is undone when its run ends, and Run sweeps its scratch
-// directory for leftovers when it returns, also after an error or a
-// cancelled context (Ctrl-C in `fusebox bench`).
+// Every mount is undone when its run ends, the harness's daemon is stopped
+// (SIGTERM: it stops its containers and unmounts what it serves), and Run
+// sweeps its scratch directory for leftovers when it returns, also after an
+// error or a cancelled context (Ctrl-C in `fusebox bench`).
 package bench

@@ -19,6 +19,9 @@ import (
 type Fusebox struct {
 	// Path is the fusebox executable; empty means none.
 	Path string
+	// Server, when set, is the daemon every command goes to (its --root
+	// and -H come before the verb); nil means the CLI's defaults.
+	Server *Server
 }
 
 // Has returns nil when every verb is a command of the binary, else an error
@@ -39,6 +42,13 @@ func (f Fusebox) Has(ctx context.Context, verbs ...string) error {
 // Run runs fusebox with args and returns its standard output; the error
 // carries its standard error.
 func (f Fusebox) Run(ctx context.Context, args ...string) (string, error) {
+	if f.Server != nil {
+		d, err := f.Server.Daemon(ctx)
+		if err != nil {
+			return "", err
+		}
+		args = append([]string{"--root", d.Root, "-H", d.Host}, args...)
+	}
 	cmd := exec.CommandContext(ctx, f.Path, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

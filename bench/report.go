@@ -20,12 +20,15 @@ const SchemaVersion = 1
 
 // Report is the outcome of one harness run, written as JSON and markdown.
 type Report struct {
-	Schema   int           `json:"schema"`
-	Date     time.Time     `json:"date"`
-	Commit   string        `json:"commit"` // git commit of the working tree, "+dirty" when modified
-	Command  string        `json:"command"`
-	Quick    bool          `json:"quick"`
-	Runs     int           `json:"runs"`
+	Schema  int       `json:"schema"`
+	Date    time.Time `json:"date"`
+	Commit  string    `json:"commit"` // git commit of the working tree, "+dirty" when modified
+	Command string    `json:"command"`
+	Quick   bool      `json:"quick"`
+	Runs    int       `json:"runs"`
+	// Seconds is how long the run took, data set check, daemon and
+	// set-ups included (0 in reports from before it was recorded).
+	Seconds  float64       `json:"seconds,omitempty"`
 	Machine  Machine       `json:"machine"`
 	Dataset  DatasetInfo   `json:"dataset"`
 	Backends []BackendInfo `json:"backends"`
@@ -209,8 +212,12 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	fmt.Fprintf(bw, "Benchmark of %s, commit %s, %s run, median of up to %d runs (fewer where a figure used its time budget: see the runs column).\n\n",
 		r.Date.Format("2006-01-02 15:04 MST"), orNone(r.Commit), mode, r.Runs)
-	fmt.Fprintf(bw, "Machine: Linux %s, %d CPUs (%s), %.1f GiB memory. Command: `%s`.\n\n",
+	fmt.Fprintf(bw, "Machine: Linux %s, %d CPUs (%s), %.1f GiB memory. Command: `%s`",
 		r.Machine.Kernel, r.Machine.CPUs, orNone(r.Machine.CPUModel), float64(r.Machine.MemoryBytes)/(1<<30), r.Command)
+	if r.Seconds > 0 {
+		fmt.Fprintf(bw, ", which took %s", (time.Duration(r.Seconds) * time.Second).String())
+	}
+	fmt.Fprint(bw, ".\n\n")
 	s := r.Dataset.Spec
 	fmt.Fprintf(bw, "Data set %s: busybox base; %s files of 1–8 KiB in %d directories; %s and %s incompressible files; "+
 		"%d files rewritten and %d deleted (whiteouts) by a change layer; a small top layer. Caches dropped before every cold run, for every backend.\n\n",

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/fusebox/fusebox/launcher"
 )
 
 // Scenarios returns the figures that are not one workload on one mount:
@@ -24,7 +27,7 @@ import (
 // tree walk, and daemon memory. The fusebox side of each is missing until
 // the fusebox binary has the commands it needs.
 func Scenarios(cfg Config, ds *Dataset, scratch string) []Case {
-	cli := Fusebox{Path: cfg.Fusebox}
+	cli := Fusebox{Path: cfg.Fusebox, Server: cfg.server}
 	images := &imageLoader{cli: cli, cacheDir: ds.Dir}
 	anchors := map[string]Backend{}
 	for _, b := range Backends(cfg, ds) {
@@ -45,7 +48,8 @@ func Scenarios(cfg Config, ds *Dataset, scratch string) []Case {
 	for _, an := range []string{KernelOverlayName, FuseOverlayfsName} {
 		cases = append(cases, naiveDiff(commitName, anchors[an], ds, scratch, 0, true))
 	}
-	cases = append(cases, fuseboxCommit(commitName, cli, images, ds), fuseboxMemory(cli, images, ds))
+	cases = append(cases, fuseboxCommit(commitName, cli, images, ds))
+	cases = append(cases, fuseboxMemory(cli, images, ds)...)
 	return cases
 }
 
@@ -146,9 +150,30 @@ func fuseboxStart(cli Fusebox, images *imageLoader, ds *Dataset) Case {
 		if _, err := cli.Run(ctx, "run", "--rm", ref, "true"); err != nil {
 			return 0, err
 		}
-		return since(start, "ms"), nil
+		ms := since(start, "ms")
+		return ms, replacedBinary(ctx, cli)
 	}
 	return c
+}
+
+// errReplaced says the daemon's binary was replaced while it ran, which
+// makes libcontainer copy the whole binary for every container start.
+var errReplaced = errors.New("the bench daemon's binary was replaced while it ran (rebuilt?): its container starts copy the binary and are not comparable")
+
+// replacedBinary returns errReplaced when the harness's daemon runs a
+// binary that is no longer on disk.
+func replacedBinary(ctx context.Context, cli Fusebox) error {
+	if cli.Server == nil {
+		return nil
+	}
+	d, err := cli.Server.Daemon(ctx)
+	if err != nil {
+		return err
+	}
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", d.PID())); err == nil && strings.HasSuffix(exe, " (deleted)") {
+		return errReplaced
+	}
+	return nil
 }
 
 // change is one of the ten changes the diff figures make in a container.
@@ -493,80 +518,183 @@ func fuseboxCommit(name string, cli Fusebox, images *imageLoader, ds *Dataset) C
 	return c
 }
 
-// fuseboxMemory measures the daemon's resident memory with ten containers
-// of one image running (each with its own mount).
-func fuseboxMemory(cli Fusebox, images *imageLoader, ds *Dataset) Case {
-	c := Case{Workload: "daemon memory, 10 containers of one image", Backend: "fusebox", Unit: "MiB", Better: LowerIsBetter,
-		Note: "VmRSS of the fusebox daemon with 10 `run -d` containers of the busybox image"}
-	var ref string
-	c.Available = func(ctx context.Context) error { return cli.Has(ctx, "run", "rm", "load") }
-	c.Setup = func(ctx context.Context) (err error) {
-		ref, err = images.load(ctx, "busybox", []string{ds.Base})
-		return err
+// memoryContainers is how many containers the memory figures run at once.
+const memoryContainers = 10
+
+// memorySample is one measurement of the memory figures: the daemon with
+// no container, then the daemon and each container's shim with
+// memoryContainers containers running.
+type memorySample struct {
+	idleRSS          int64 // the daemon before the containers start
+	daemon           procMemory
+	shimRSS, shimPSS int64 // summed over the shims
+	shims            int
+}
+
+// memorySampler takes the memory samples once per run index and hands
+// them to every memory figure, so that the containers start once per run,
+// not once per figure.
+type memorySampler struct {
+	cli    Fusebox
+	images *imageLoader
+	ds     *Dataset
+
+	mu      sync.Mutex
+	ref     string
+	leader  int // the figure that takes the samples; the others replay them
+	samples []memorySample
+	err     error
+}
+
+// sample returns the i-th sample for figure fig (numbered from 1): the
+// first figure to ask leads and measures; the others get its samples and
+// as many runs.
+func (s *memorySampler) sample(ctx context.Context, fig, i int) (memorySample, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leader == 0 {
+		s.leader = fig
 	}
-	c.Run = func(ctx context.Context, i int) (v float64, err error) {
-		var names []string
-		defer func() {
-			for _, n := range names {
-				if _, rerr := cli.Run(context.WithoutCancel(ctx), "rm", "-f", n); rerr != nil && err == nil {
-					err = rerr
-				}
-			}
-		}()
-		for k := 0; k < 10; k++ {
-			n := fmt.Sprintf("fusebox-bench-mem-%d-%d-%d", os.Getpid(), i+1, k)
-			if _, err := cli.Run(ctx, "run", "-d", "--name", n, ref, "sleep", "600"); err != nil {
+	if i < len(s.samples) {
+		return s.samples[i], nil
+	}
+	if s.err != nil {
+		return memorySample{}, s.err
+	}
+	if fig != s.leader {
+		return memorySample{}, errNoMoreRuns
+	}
+	m, err := s.measure(ctx, i)
+	if err != nil {
+		s.err = err
+		return m, err
+	}
+	s.samples = append(s.samples, m)
+	return m, nil
+}
+
+func (s *memorySampler) measure(ctx context.Context, i int) (m memorySample, err error) {
+	if s.ref == "" {
+		if s.ref, err = s.images.load(ctx, "busybox", []string{s.ds.Base}); err != nil {
+			return m, err
+		}
+	}
+	if s.cli.Server == nil {
+		return m, missingf("no fusebox daemon of the harness's own")
+	}
+	d, err := s.cli.Server.Daemon(ctx)
+	if err != nil {
+		return m, err
+	}
+	idle, err := readProcMemory(d.PID())
+	if err != nil {
+		return m, fmt.Errorf("bench daemon memory: %w", err)
+	}
+	m.idleRSS = idle.RSS
+	var names []string
+	defer func() {
+		if len(names) == 0 {
+			return
+		}
+		if _, rerr := s.cli.Run(context.WithoutCancel(ctx), append([]string{"rm", "-f"}, names...)...); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	for k := range memoryContainers {
+		n := fmt.Sprintf("fusebox-bench-mem-%d-%d-%d", os.Getpid(), i+1, k)
+		if _, err := s.cli.Run(ctx, "run", "-d", "--name", n, s.ref, "sleep", "600"); err != nil {
+			return m, err
+		}
+		names = append(names, n)
+	}
+	if m.daemon, err = readProcMemory(d.PID()); err != nil {
+		return m, fmt.Errorf("bench daemon memory: %w", err)
+	}
+	kids, err := containerShims(d)
+	if err != nil {
+		return m, err
+	}
+	for _, pid := range kids {
+		pm, err := readProcMemory(pid)
+		if err != nil {
+			continue // gone meanwhile: not a running container's shim
+		}
+		m.shimRSS += pm.RSS
+		m.shimPSS += pm.PSS
+		m.shims++
+	}
+	if m.shims != memoryContainers {
+		return m, fmt.Errorf("found %d shims of the bench daemon, want %d", m.shims, memoryContainers)
+	}
+	return m, nil
+}
+
+// fuseboxMemory measures what containers cost in memory with ten of one
+// image running, each with its own mount and shim: the daemon's resident
+// and proportional set sizes, its growth per container, and each shim's
+// sizes. The proportional set size shares pages among the processes that
+// map them (the shims are one binary), so it is what a container adds.
+func fuseboxMemory(cli Fusebox, images *imageLoader, ds *Dataset) []Case {
+	s := &memorySampler{cli: cli, images: images, ds: ds}
+	const mib = 1 << 20
+	figures := []struct {
+		name, note string
+		value      func(m memorySample) float64
+	}{
+		{"daemon memory, 10 containers of one image", "VmRSS of the bench's fusebox daemon with 10 `run -d` containers of the busybox image",
+			func(m memorySample) float64 { return float64(m.daemon.RSS) / mib }},
+		{"daemon memory, 10 containers of one image, PSS", "Pss of the daemon (smaps_rollup), same 10 containers",
+			func(m memorySample) float64 { return float64(m.daemon.PSS) / mib }},
+		{"memory per container: daemon growth", "(daemon VmRSS with 10 containers − before them) / 10",
+			func(m memorySample) float64 { return float64(m.daemon.RSS-m.idleRSS) / memoryContainers / mib }},
+		{"memory per container: shim RSS", "VmRSS of the 10 shims / 10",
+			func(m memorySample) float64 { return float64(m.shimRSS) / float64(m.shims) / mib }},
+		{"memory per container: shim PSS", "Pss of the 10 shims / 10 (pages they share counted once)",
+			func(m memorySample) float64 { return float64(m.shimPSS) / float64(m.shims) / mib }},
+	}
+	var cases []Case
+	for k, f := range figures {
+		c := Case{Workload: f.name, Backend: "fusebox", Unit: "MiB", Better: LowerIsBetter, Note: f.note}
+		c.Available = func(ctx context.Context) error { return cli.Has(ctx, "run", "rm", "load") }
+		c.Run = func(ctx context.Context, i int) (float64, error) {
+			m, err := s.sample(ctx, k+1, i)
+			if err != nil {
 				return 0, err
 			}
-			names = append(names, n)
+			return f.value(m), nil
 		}
-		pid, err := daemonPID(cli.Path)
-		if err != nil {
-			return 0, err
-		}
-		rss, err := vmRSS(pid)
-		if err != nil {
-			return 0, err
-		}
-		return float64(rss) / (1 << 20), nil
+		cases = append(cases, c)
 	}
-	return c
+	return cases
 }
 
-// daemonPID finds the `fusebox daemon` process started from the same
-// executable name.
-func daemonPID(exe string) (int, error) {
-	entries, err := os.ReadDir("/proc")
+// containerShims lists the shims of the daemon's containers: its children
+// that wrote their process ID in a container's state directory. The spare
+// shim the daemon keeps for the next container has none yet.
+func containerShims(d *Daemon) ([]int, error) {
+	kids, err := childPIDs(d.PID())
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
+	files, err := filepath.Glob(filepath.Join(d.Root, "containers", "*", launcher.PidFile))
+	if err != nil {
+		return nil, err
+	}
+	written := map[int]bool{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
 		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
-		if len(args) >= 2 && filepath.Base(args[0]) == filepath.Base(exe) && args[1] == "daemon" {
-			return pid, nil
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			written[pid] = true
 		}
 	}
-	return 0, missingf("no `%s daemon` process found", filepath.Base(exe))
-}
-
-func vmRSS(pid int) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err
+	var out []int
+	for _, pid := range kids {
+		if written[pid] {
+			out = append(out, pid)
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	return out, nil
 }

@@ -81,8 +81,12 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 		return errNotModified
 	}
 	var m *ImageMount
+	t0 := time.Now()
+	var tMount, tSpec, tShim time.Time
 	defer func() {
 		if err == nil {
+			d.log.Debug("container start", "id", rec.ID, "mount", tMount.Sub(t0), "spec", tSpec.Sub(tMount),
+				"shim", tShim.Sub(tSpec), "begin", time.Since(tShim))
 			return
 		}
 		if m != nil {
@@ -97,6 +101,7 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 	if err != nil {
 		return fmt.Errorf("mount container rootfs: %w", err)
 	}
+	tMount = time.Now()
 	spec, err := d.containerSpec(rec, c.dir, m.Target)
 	if err != nil {
 		return err
@@ -109,16 +114,28 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 	if rec.HostConfig.NetworkMode.IsHost() {
 		cfg.Hosts, _ = os.ReadFile("/etc/hosts")
 	}
+	tSpec = time.Now()
 	shim, err := launcher.Start(ctx, cfg)
 	if err != nil {
 		return startFailure(err)
 	}
+	tShim = time.Now()
 	exited := make(chan struct{})
+	// The record says running before the command may run and before its
+	// supervisor may record the exit: a command that exits at once must
+	// never have its exit overwritten by this start (a container that ran
+	// `true` then showed as running for ever).
 	c.mu.Lock()
 	c.shim, c.mount, c.exited = shim, m, exited
 	attaches := c.attaches
 	c.attaches = nil
+	c.rec.State = stateRecord{Status: container.StateRunning, Pid: shim.Pid(), StartedAt: time.Now().UTC()}
+	c.rec.ManuallyStopped = false
 	c.mu.Unlock()
+	if err := d.containers.save(ctx, c); err != nil {
+		d.log.Warn("save container", "id", rec.ID, "err", err)
+	}
+	d.emitContainer(c, events.ActionStart, nil)
 	for _, a := range attaches {
 		if err := a.connect(shim); err != nil {
 			a.done <- err
@@ -130,14 +147,6 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 		_ = shim.Signal(ctx, syscall.SIGKILL)
 		return fmt.Errorf("start container: %w", err)
 	}
-	c.mu.Lock()
-	c.rec.State = stateRecord{Status: container.StateRunning, Pid: shim.Pid(), StartedAt: time.Now().UTC()}
-	c.rec.ManuallyStopped = false
-	c.mu.Unlock()
-	if err := d.containers.save(ctx, c); err != nil {
-		d.log.Warn("save container", "id", rec.ID, "err", err)
-	}
-	d.emitContainer(c, events.ActionStart, nil)
 	return nil
 }
 
@@ -228,6 +237,7 @@ func (d *Daemon) supervise(c *ctr, shim *launcher.Shim, exited chan struct{}) {
 	if err != nil {
 		st = launcher.ExitStatus{ExitCode: 128 + int(syscall.SIGKILL), Finished: time.Now().UTC(), Error: err.Error()}
 	}
+	t0 := time.Now()
 	c.mu.Lock()
 	m := c.mount
 	c.mount, c.shim = nil, nil
@@ -238,6 +248,7 @@ func (d *Daemon) supervise(c *ctr, shim *launcher.Shim, exited chan struct{}) {
 		}
 	}
 	d.unmountVolumes(c.snapshot().ID)
+	tUnmount := time.Now()
 	c.mu.Lock()
 	ran := st.Finished.Sub(c.rec.State.StartedAt)
 	c.rec.State.Status = container.StateExited
@@ -252,17 +263,27 @@ func (d *Daemon) supervise(c *ctr, shim *launcher.Shim, exited chan struct{}) {
 	}
 	auto := c.rec.HostConfig.AutoRemove
 	c.mu.Unlock()
-	_ = d.containers.save(ctx, c)
+	// An --rm container's record is deleted right below: saving it first
+	// would cost a synced write on every `run --rm`. Should the daemon die
+	// in between, start-up finds it running and auto-remove, and removes it.
+	if !auto {
+		_ = d.containers.save(ctx, c)
+	}
+	tSave := time.Now()
 	if st.OOMKilled {
 		d.emitContainer(c, events.ActionOOM, nil)
 	}
 	d.emitContainer(c, events.ActionDie, map[string]string{"exitCode": fmt.Sprint(st.ExitCode)})
 	close(exited)
+	d.log.Debug("container exit", "id", c.snapshot().ID, "exit-report", t0.Sub(st.Finished), "unmount", tUnmount.Sub(t0),
+		"save", tSave.Sub(tUnmount))
 	switch {
 	case auto:
+		t := time.Now()
 		if err := d.RemoveContainer(ctx, c, true); err != nil {
 			d.log.Warn("auto-remove container", "id", c.snapshot().ID, "err", err)
 		}
+		d.log.Debug("container auto-remove", "id", c.snapshot().ID, "remove", time.Since(t))
 	case restart:
 		d.containers.wg.Add(1)
 		go d.restartLater(c, ran)

@@ -156,7 +156,13 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		if !sameFile(os.Stderr, f) {
 			w = io.MultiWriter(f, os.Stderr)
 		}
-		d.log = slog.New(slog.NewTextHandler(w, nil))
+		// FUSEBOX_DEBUG=1 adds the debug records: timing spans of a
+		// container's start, exit and removal.
+		var opts *slog.HandlerOptions
+		if os.Getenv("FUSEBOX_DEBUG") != "" {
+			opts = &slog.HandlerOptions{Level: slog.LevelDebug}
+		}
+		d.log = slog.New(slog.NewTextHandler(w, opts))
 	}
 	if err := d.openState(ctx); err != nil {
 		d.Close()

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -156,31 +157,23 @@ func Start(ctx context.Context, cfg Config) (*Shim, error) {
 	if exe == "" {
 		exe = "/proc/self/exe"
 	}
-	stderr, err := os.OpenFile(filepath.Join(cfg.StateDir, ShimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	sp, err := takeShim(exe)
 	if err != nil {
-		return nil, fmt.Errorf("open shim log: %w", err)
+		return nil, err
 	}
-	defer stderr.Close()
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("shim ready pipe: %w", err)
-	}
+	// The next start takes the one started now, already past exec and the
+	// Go runtime's start-up, which is most of what a shim costs before
+	// libcontainer runs.
+	go refillShim(exe)
+	cmd, readyR, exited := sp.cmd, sp.readyR, sp.exited
 	defer readyR.Close()
-	cmd := exec.Command(exe, "shim", cfg.StateDir)
-	cmd.Dir = cfg.StateDir
-	cmd.Stderr = stderr
-	cmd.ExtraFiles = []*os.File{readyW}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Env = append(shimEnv(), ReadyFdEnv+"=3")
-	err = cmd.Start()
-	_ = readyW.Close()
+	_, err = fmt.Fprintln(sp.dirW, cfg.StateDir)
+	_ = sp.dirW.Close()
 	if err != nil {
+		_ = cmd.Process.Kill()
+		<-exited
 		return nil, fmt.Errorf("start shim: %w", err)
 	}
-	// The shim outlives this call; reap it when it exits.
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-
 	type result struct {
 		msg readyMsg
 		err error
@@ -215,6 +208,108 @@ func Start(ctx context.Context, cfg Config) (*Shim, error) {
 		return nil, newStartError(r.msg.ExitCode, r.msg.Error)
 	}
 	return &Shim{id: cfg.ID, stateDir: cfg.StateDir, pid: r.msg.Pid}, nil
+}
+
+// A shim is started before it is needed, as a spare: `fusebox shim -`
+// waits on the descriptor StateDirFdEnv names for the line that gives its
+// state directory, then goes on as `fusebox shim DIR` would. The daemon
+// keeps one spare per executable; a spare whose daemon goes away reads
+// end of file and exits.
+const (
+	SpareStateDir = "-"
+	StateDirFdEnv = "_FUSEBOX_SHIM_DIR_FD"
+)
+
+// spareShim is a started shim waiting for its state directory.
+type spareShim struct {
+	cmd    *exec.Cmd
+	readyR *os.File      // the shim's ready line comes here
+	dirW   *os.File      // the state directory goes here
+	exited chan struct{} // closed once the shim is reaped
+}
+
+var spares = struct {
+	sync.Mutex
+	byExe map[string]*spareShim
+}{byExe: map[string]*spareShim{}}
+
+// spawnShim starts `exe shim -` in a session of its own, its working
+// directory at / (never on a FUSE mount) and its stderr nowhere until it
+// opens the shim log of its state directory.
+func spawnShim(exe string) (*spareShim, error) {
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("shim ready pipe: %w", err)
+	}
+	dirR, dirW, err := os.Pipe()
+	if err != nil {
+		readyR.Close()
+		readyW.Close()
+		return nil, fmt.Errorf("shim state dir pipe: %w", err)
+	}
+	cmd := exec.Command(exe, "shim", SpareStateDir)
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{readyW, dirR}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Env = append(shimEnv(), ReadyFdEnv+"=3", StateDirFdEnv+"=4")
+	err = cmd.Start()
+	_ = readyW.Close()
+	_ = dirR.Close()
+	if err != nil {
+		readyR.Close()
+		dirW.Close()
+		return nil, fmt.Errorf("start shim: %w", err)
+	}
+	sp := &spareShim{cmd: cmd, readyR: readyR, dirW: dirW, exited: make(chan struct{})}
+	// The shim outlives the start; reap it when it exits.
+	go func() { _ = cmd.Wait(); close(sp.exited) }()
+	return sp, nil
+}
+
+// takeShim returns the spare shim of exe, or a new one when there is none
+// or it died.
+func takeShim(exe string) (*spareShim, error) {
+	spares.Lock()
+	sp := spares.byExe[exe]
+	delete(spares.byExe, exe)
+	spares.Unlock()
+	if sp != nil {
+		select {
+		case <-sp.exited:
+			sp.discard()
+		default:
+			return sp, nil
+		}
+	}
+	return spawnShim(exe)
+}
+
+// refillShim starts the spare of exe unless there is one.
+func refillShim(exe string) {
+	spares.Lock()
+	have := spares.byExe[exe] != nil
+	spares.Unlock()
+	if have {
+		return
+	}
+	sp, err := spawnShim(exe)
+	if err != nil {
+		return // the next Start spawns one and says why
+	}
+	spares.Lock()
+	defer spares.Unlock()
+	if spares.byExe[exe] != nil {
+		sp.discard()
+		return
+	}
+	spares.byExe[exe] = sp
+}
+
+// discard lets a spare go: with its pipe closed it reads end of file and
+// exits.
+func (sp *spareShim) discard() {
+	_ = sp.dirW.Close()
+	_ = sp.readyR.Close()
 }
 
 // ReadyFdEnv names the variable through which Start tells `fusebox shim`

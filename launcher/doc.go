@@ -24,7 +24,11 @@
 //  2. [Start] the shim: when it returns, the container exists in the created
 //     state, its init process waits before exec'ing the command, and a
 //     command that can't be found or run has already failed with an error
-//     carrying Docker's exit code (127 or 126, see [ExitCode]);
+//     carrying Docker's exit code (127 or 126, see [ExitCode]). Start hands
+//     the container to a spare shim started after the previous Start
+//     (`fusebox shim -`, waiting for its state directory on a pipe), so a
+//     start does not wait for a process to exec and the Go runtime to come
+//     up; a spare whose daemon goes away reads end of file and exits;
 //  3. [Shim.Attach] the streams the client asked for, then [Shim.Begin] so
 //     that the command runs and no output is missed;
 //  4. [Shim.Wait] returns the exit code (128+N for a signal) and finish time,

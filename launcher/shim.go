@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,6 +101,13 @@ func RunShim(ctx context.Context, stateDir string, ready io.WriteCloser) error {
 	// libcontainer logs through logrus to stderr, which is the shim log;
 	// keep it to what someone debugging a container needs.
 	logrus.SetLevel(logrus.WarnLevel)
+	if stateDir == SpareStateDir {
+		dir, err := awaitStateDir()
+		if err != nil {
+			return err
+		}
+		stateDir = dir
+	}
 	s := &shim{
 		stateDir:   stateDir,
 		subs:       map[*subscriber]struct{}{},
@@ -125,6 +133,41 @@ func RunShim(ctx context.Context, stateDir string, ready io.WriteCloser) error {
 	}
 	return err
 }
+
+// awaitStateDir is a spare shim's wait for its container: it reads the
+// state directory from the descriptor StateDirFdEnv names, moves there and
+// sends its stderr to the shim log, as Start does for a shim it starts for
+// a container. End of file means the daemon went away without needing it.
+func awaitStateDir() (string, error) {
+	fd, err := strconv.Atoi(os.Getenv(StateDirFdEnv))
+	if err != nil || fd < 3 {
+		return "", fmt.Errorf("spare shim: no %s", StateDirFdEnv)
+	}
+	os.Unsetenv(StateDirFdEnv)
+	unix.CloseOnExec(fd) // not for the container's init
+	f := os.NewFile(uintptr(fd), "state-dir")
+	defer f.Close()
+	line, err := bufio.NewReader(f).ReadString('\n')
+	dir := strings.TrimSpace(line)
+	if err != nil || !filepath.IsAbs(dir) {
+		return "", fmt.Errorf("spare shim: no state directory given: %w", errors.Join(err, errSpareUnused))
+	}
+	if err := os.Chdir(dir); err != nil {
+		return "", fmt.Errorf("spare shim: %w", err)
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, ShimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("spare shim: open shim log: %w", err)
+	}
+	defer logf.Close()
+	if err := unix.Dup3(int(logf.Fd()), 2, 0); err != nil {
+		return "", fmt.Errorf("spare shim: stderr to shim log: %w", err)
+	}
+	return dir, nil
+}
+
+// errSpareUnused ends a spare shim that was never given a container.
+var errSpareUnused = errors.New("unused")
 
 func (s *shim) run(ctx context.Context, tell func(readyMsg)) error {
 	b, err := os.ReadFile(filepath.Join(s.stateDir, ConfigFile))

@@ -34,7 +34,12 @@ func newBenchCmd() *cobra.Command {
 		Short: "Measure layer I/O side by side with kernel overlayfs and fuse-overlayfs",
 		Long: `Build (or reuse) the benchmark data set, mount it on every backend (native copy,
 kernel overlayfs, fuse-overlayfs, fusebox-overlay, fusebox image mount) and measure each
-workload, median of --runs. Writes bench.md, bench.json and bench.png to --out. Needs root.`,
+workload, median of --runs. Writes bench.md, bench.json and bench.png to --out. Needs root.
+
+The figures that need a daemon (image mount, container start, diff, commit, memory) run on a
+daemon the harness starts for itself from the --fusebox binary, on a root and socket under the
+cache directory, and stops at the end: the global --root and -H, and the machine's daemon and
+store, are never used.`,
 		Args:                  cobra.NoArgs,
 		DisableFlagsInUseLine: true,
 		RunE:                  func(cmd *cobra.Command, args []string) error { return runBench(cmd, o) },
@@ -44,7 +49,7 @@ workload, median of --runs. Writes bench.md, bench.json and bench.png to --out. 
 	f.IntVar(&o.runs, "runs", 0, "Measured runs per figure (default 5, 1 with --quick)")
 	f.IntVar(&o.minRuns, "min-runs", 3, "Runs every figure gets even past its --budget")
 	f.DurationVar(&o.budget, "budget", 20*time.Second, "Time per figure after which it stops at --min-runs runs (0: no limit)")
-	f.DurationVar(&o.totalBudget, "total-budget", 13*time.Minute, "Time for all figures, shared among those left (0: no limit); --min-runs still applies")
+	f.DurationVar(&o.totalBudget, "total-budget", 12*time.Minute, "Time for all figures, shared among those left (0: no limit); --min-runs still applies")
 	f.StringVar(&o.cacheDir, "cache-dir", "/var/cache/fusebox-bench", "Where the data set is built and kept")
 	f.StringVar(&o.outDir, "out", "bench-out", "Directory for bench.md, bench.json and bench.png")
 	f.StringVar(&o.compare, "compare", "", "Print the change of every figure against this earlier bench.json")

@@ -731,6 +731,10 @@ func (d *Daemon) containerStop(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer c.unlock()
+	if d.cancelRestart(r.Context(), c) {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
 	if !c.running() {
 		return errNotModified
 	}
@@ -751,6 +755,28 @@ func (d *Daemon) stopSignal(r *http.Request, rec containerRecord) (syscall.Signa
 		}
 	}
 	return parseSignal(r.URL.Query().Get("signal"), def)
+}
+
+// cancelRestart stops a container that waits out its restart back-off, as
+// Docker does: the pending restart is dropped and the container stays
+// exited. It reports whether the container was waiting. The caller holds
+// c's lifecycle lock, which the pending restart needs too.
+func (d *Daemon) cancelRestart(ctx context.Context, c *ctr) bool {
+	c.mu.Lock()
+	waiting := c.rec.State.Status == container.StateRestarting && c.shim == nil
+	if waiting {
+		c.rec.ManuallyStopped = true
+		c.rec.State.Status = container.StateExited
+	}
+	c.mu.Unlock()
+	if !waiting {
+		return false
+	}
+	if err := d.containers.save(ctx, c); err != nil {
+		d.log.Warn("save container", "id", c.snapshot().ID, "err", err)
+	}
+	d.emitContainer(c, "stop", nil)
+	return true
 }
 
 // stop sends sig, SIGKILL after timeout, and returns once the daemon has

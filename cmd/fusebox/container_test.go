@@ -451,6 +451,23 @@ func TestRestartPolicies(t *testing.T) {
 	if st := e.ok("inspect", "-f", "{{.State.Status}}", "forever"); st != "exited\n" {
 		t.Errorf("a stopped always container is %s", st)
 	}
+	// Stopped while it waits out its back-off (a command that fails at once
+	// is restarted after 100, 200, 400, 800, 1600 ms…): the restart is
+	// dropped. "restarting" also covers the restart's own start, so the
+	// stop lands in the back-off most of the time, not always.
+	e.ok("run", "-d", "--name", "crashing", "--restart", "always", "busybox", "false")
+	waitFor(t, "four restarts, then the back-off", func() bool {
+		var c int
+		var st string
+		fmt.Sscan(e.ok("inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "crashing"), &c, &st)
+		return c >= 4 && st == "restarting"
+	})
+	e.ok("stop", "crashing")
+	before := e.ok("inspect", "-f", "{{.RestartCount}}", "crashing")
+	time.Sleep(2 * time.Second)
+	if st := e.ok("inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "crashing"); st != strings.TrimSpace(before)+" exited\n" {
+		t.Errorf("after stop during the back-off: %q, want %q exited", st, strings.TrimSpace(before))
+	}
 }
 
 func TestDaemonKilledLosesNoFile(t *testing.T) {

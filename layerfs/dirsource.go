@@ -172,7 +172,7 @@ func (d *DirSource) Open(ctx context.Context, e *cas.Entry) (Content, error) {
 	if e.Type != cas.TypeRegular {
 		return Content{}, fmt.Errorf("open %s: %w", e.Path, ErrNotRegular)
 	}
-	f, err := os.OpenFile(filepath.Join(d.root, e.Path), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := openFile(filepath.Join(d.root, e.Path), unix.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return Content{}, fmt.Errorf("open layer file: %w", err)
 	}

@@ -112,6 +112,9 @@ type node struct {
 	// per inode, so later opens of the copied-up file must not ask for
 	// passthrough while it may still be registered.
 	ptLower bool
+	// cachedOpens and ptOpens count the open files of the node in the
+	// kernel's caching mode and in passthrough (see openMode).
+	cachedOpens, ptOpens int
 	// tmp is the upper file of an O_TMPFILE node until it is linked.
 	tmp *os.File
 	// copying is closed when a data copy-up of the node in progress ends.
@@ -613,8 +616,9 @@ func firstDirSource(srcs []Source) (string, bool) {
 
 var _ = (fs.NodeOpener)((*node)(nil))
 
-// Open serves a lower file from the layer's file (FUSE passthrough where
-// the kernel allows it, FOPEN_KEEP_CACHE otherwise) or from memory, and an
+// Open serves a lower file from the layer's file (FUSE passthrough for a
+// big one where the kernel allows it; a small one in caching mode with
+// FOPEN_KEEP_CACHE, opened at the first READ) or from memory, and an
 // upper file from the upper dir. Opening for writing or with O_TRUNC copies
 // the file up first (without its data for O_TRUNC).
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
@@ -665,15 +669,19 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			return nil, 0, syscall.ENOENT
 		}
 		n.mu.Lock()
-		pt := !n.ptLower
+		want := !n.ptLower
 		n.mu.Unlock()
-		return newHandle(f, true, pt), 0, 0
+		return newHandle(n, f, true, n.openMode(want)), 0, 0
 	}
 	if s.lower == nil || s.lower.e.Type != cas.TypeRegular {
 		return nil, 0, syscall.EIO
 	}
+	if !n.openMode(s.lower.e.Size >= passthroughMin) {
+		return &lowerHandle{src: l.t.sources[s.lower.src], e: s.lower.e, n: n}, fuse.FOPEN_KEEP_CACHE, 0
+	}
 	c, err := l.t.sources[s.lower.src].Open(ctx, s.lower.e)
 	if err != nil {
+		n.released(true)
 		l.logf("layerfs: open %s: %v", n.relPath(), err)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, 0, syscall.ENOENT
@@ -681,12 +689,16 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		return nil, 0, syscall.EIO
 	}
 	if c.File == nil {
-		return &memHandle{data: c.Data}, fuse.FOPEN_KEEP_CACHE, 0
+		n.mu.Lock()
+		n.ptOpens--
+		n.cachedOpens++
+		n.mu.Unlock()
+		return &memHandle{data: c.Data, n: n}, fuse.FOPEN_KEEP_CACHE, 0
 	}
 	n.mu.Lock()
 	n.ptLower = true
 	n.mu.Unlock()
-	return newHandle(c.File, false, true), fuse.FOPEN_KEEP_CACHE, 0
+	return newHandle(n, c.File, false, true), fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // sysStat views x/sys's Stat_t as the syscall one go-fuse takes; on Linux

@@ -1,6 +1,7 @@
 package layerfs
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -186,6 +187,63 @@ func xattrPresent(p, name string) bool {
 	return err == nil
 }
 
+// xattrSet says which of the xattrs resolve looks for an upper object may
+// have.
+type xattrSet uint8
+
+const (
+	hasOpaque xattrSet = 1 << iota
+	hasRedirect
+	hasMetacopy
+	hasOrigin
+
+	mayHaveAll = hasOpaque | hasRedirect | hasMetacopy | hasOrigin
+)
+
+// upperXattrs lists p's xattrs once, so that resolve asks only for the
+// ones present: most upper objects have none, and one llistxattr replaces
+// two lgetxattr that fail. When the list cannot be read into the buffer
+// (many or long names) or at all, every one may be present and the
+// caller probes each, as it would without the list.
+func upperXattrs(p string) xattrSet {
+	var buf [512]byte
+	n, err := unix.Llistxattr(p, buf[:])
+	if err != nil {
+		return mayHaveAll
+	}
+	var xs xattrSet
+	for b := buf[:n]; len(b) > 0; {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			i = len(b)
+		}
+		switch string(b[:i]) { // no allocation: compared in place
+		case xattrOpaque:
+			xs |= hasOpaque
+		case xattrRedirect:
+			xs |= hasRedirect
+		case xattrMetacopy:
+			xs |= hasMetacopy
+		case xattrOrigin:
+			xs |= hasOrigin
+		}
+		if i == len(b) {
+			break
+		}
+		b = b[i+1:]
+	}
+	return xs
+}
+
+// getXattrIn is getXattr for an xattr that xs says p may have, and
+// ENODATA without a system call for one it does not.
+func getXattrIn(xs, bit xattrSet, p, name string) ([]byte, error) {
+	if xs&bit == 0 {
+		return nil, unix.ENODATA
+	}
+	return getXattr(p, name)
+}
+
 // childInfo is what resolve finds for a name in a directory.
 type childInfo struct {
 	name  string
@@ -213,11 +271,12 @@ func (l *layerFS) resolve(ds nodeState, updir, name string) (childInfo, syscall.
 			ci.st.upper = true
 			ci.st.uino = ci.ust.Ino
 			ci.mode = ci.ust.Mode & unix.S_IFMT
+			xs := upperXattrs(p)
 			if ci.mode == unix.S_IFDIR {
 				switch {
-				case hasXattr(p, xattrOpaque, "y"):
+				case xs&hasOpaque != 0 && hasXattr(p, xattrOpaque, "y"):
 				default:
-					if r, err := getXattr(p, xattrRedirect); err == nil {
+					if r, err := getXattrIn(xs, hasRedirect, p, xattrRedirect); err == nil {
 						rs := string(r)
 						if path.IsAbs(rs) {
 							ci.st.lower = l.t.lookupPath(rs)
@@ -238,11 +297,11 @@ func (l *layerFS) resolve(ds nodeState, updir, name string) (childInfo, syscall.
 				}
 				return ci, 0
 			}
-			if ci.mode == unix.S_IFREG && xattrPresent(p, xattrMetacopy) {
+			if ci.mode == unix.S_IFREG && xs&hasMetacopy != 0 && xattrPresent(p, xattrMetacopy) {
 				data := lc
 				// kernel overlayfs (metacopy=on) renames a metacopy file
 				// with a redirect to where its data is
-				if r, err := getXattr(p, xattrRedirect); err == nil {
+				if r, err := getXattrIn(xs, hasRedirect, p, xattrRedirect); err == nil {
 					if rs := string(r); path.IsAbs(rs) {
 						data = l.t.lookupPath(rs)
 					} else {
@@ -259,7 +318,7 @@ func (l *layerFS) resolve(ds nodeState, updir, name string) (childInfo, syscall.
 				return ci, 0
 			}
 			ci.ino = upperIno(&ci.ust)
-			if v, err := getXattr(p, xattrOrigin); err == nil && len(v) == 8 {
+			if v, err := getXattrIn(xs, hasOrigin, p, xattrOrigin); err == nil && len(v) == 8 {
 				ci.ino = binary.BigEndian.Uint64(v) // copied up: keeps its number
 			}
 			return ci, 0

@@ -32,7 +32,8 @@
 // # The merged view and what is cached
 //
 // The first Mount of a chain of sources reads every source's entries once
-// and builds the merged view of the lower layers: one node per visible
+// (all the layers at once, a directory layer several directories at a
+// time) and builds the merged view of the lower layers: one node per visible
 // path, whiteouts and opaque directories applied, hard links sharing one
 // node, each directory's names sorted. The view is kept in a process-wide
 // cache keyed by the ordered source IDs and shared by every mount of the

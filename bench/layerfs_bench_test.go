@@ -16,6 +16,9 @@ package bench
 //	BenchmarkReaddir     READDIRPLUS of a 50-entry lower directory, open to release
 //	BenchmarkReadInline  4 KiB reads of a small file (inline in the store)
 //	BenchmarkReadObject  1 MiB reads of the big file's object file (pread, no passthrough here)
+//	BenchmarkOpenSmall   OPEN and RELEASE of a small tree file ("warm": what a read
+//	                     costs once the kernel caches its pages), and OPEN, one
+//	                     READ, RELEASE ("cold")
 //
 // Compare runs with benchstat:
 //
@@ -254,4 +257,44 @@ func BenchmarkReadInline(b *testing.B) {
 func BenchmarkReadObject(b *testing.B) {
 	s := rawFileSystems(b)
 	s.each(b, func(b *testing.B, fs *layerfs.RawFS) { readBench(b, fs, s.ds.Big, 1<<20) })
+}
+
+// BenchmarkOpenSmall is the request path of reading a small lower file
+// whole: with its pages in the kernel's cache (FOPEN_KEEP_CACHE) the
+// kernel sends OPEN and RELEASE only ("warm"); the first time, one READ
+// in between ("cold").
+func BenchmarkOpenSmall(b *testing.B) {
+	s := rawFileSystems(b)
+	s.each(b, func(b *testing.B, fs *layerfs.RawFS) {
+		id, attr := lookup(b, fs, s.ds.SmallFile)
+		buf := make([]byte, 128<<10)
+		for _, read := range []bool{false, true} {
+			name := "warm"
+			if read {
+				name = "cold"
+			}
+			b.Run(name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					var oo fuse.OpenOut
+					if st := fs.Open(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: id}, Flags: uint32(os.O_RDONLY)}, &oo); !st.Ok() {
+						b.Fatal(st)
+					}
+					if read {
+						in := &fuse.ReadIn{InHeader: fuse.InHeader{NodeId: id}, Fh: oo.Fh, Size: uint32(len(buf))}
+						res, st := fs.Read(nil, in, buf)
+						if !st.Ok() {
+							b.Fatal(st)
+						}
+						got, st := res.Bytes(buf)
+						if !st.Ok() || uint64(len(got)) != attr.Size {
+							b.Fatalf("read %d bytes of %d, %v", len(got), attr.Size, st)
+						}
+						res.Done()
+					}
+					fs.Release(nil, &fuse.ReleaseIn{InHeader: fuse.InHeader{NodeId: id}, Fh: oo.Fh})
+				}
+			})
+		}
+	})
 }

@@ -10,9 +10,9 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 
 	"github.com/fusebox/fusebox/cas"
 )
@@ -174,7 +174,7 @@ func (s *CASSource) Open(ctx context.Context, e *cas.Entry) (Content, error) {
 	if !ok {
 		return Content{}, fmt.Errorf("open %s: object %s: %w", e.Path, e.Digest, os.ErrNotExist)
 	}
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := openFile(p, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return Content{}, fmt.Errorf("open %s: %w", e.Path, err)
 	}

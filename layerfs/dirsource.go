@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -76,95 +76,211 @@ func (d *DirSource) ID() string { return d.id }
 // Root is the directory the source reads.
 func (d *DirSource) Root() string { return d.root }
 
-// Entries implements Source: it walks the directory once.
+// walkWorkers bounds how many directories of a layer are listed at once.
+// Listing a layer costs an lstat and a listxattr per file: in parallel
+// they overlap on both CPUs and, with a cold cache, keep the disk's queue
+// full instead of waiting for one inode at a time.
+const walkWorkers = 8
+
+// dirList is what listing one directory of a layer found: its children in
+// name order, each with the listing of its own subdirectory, if any.
+type dirList struct {
+	children []walked
+}
+
+// walked is one path of a layer: the entries it stands for (none for an
+// unsupported name; two for an opaque directory) and, for a regular file
+// with other links, its device and inode, to tell hard links apart.
+type walked struct {
+	entries []cas.Entry
+	link    [2]uint64
+	sub     *dirList // a directory's children
+}
+
+// Entries implements Source: it walks the directory once, listing several
+// directories at a time. The entries come in the order of a depth-first
+// walk in name order (filepath.WalkDir's), whatever order the listings
+// finish in, so the first path of a hard link is always the same one.
 func (d *DirSource) Entries(ctx context.Context) ([]cas.Entry, error) {
-	var out []cas.Entry
-	links := map[[2]uint64]string{}
-	err := filepath.WalkDir(d.root, func(p string, de fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(d.root, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		base := path.Base(rel)
-		dir := path.Dir(rel)
-		switch {
-		case base == opaqueMarker:
-			out = append(out, cas.Entry{Path: dir, Type: cas.TypeOpaque})
-			return nil
-		case strings.HasPrefix(base, whiteoutPrefix) && rel != ".":
-			out = append(out, cas.Entry{Path: path.Join(dir, base[len(whiteoutPrefix):]), Type: cas.TypeWhiteout})
-			return nil
-		}
-		e := cas.Entry{
-			Path:    rel,
-			Mode:    st.Mode & 07777,
-			UID:     st.Uid,
-			GID:     st.Gid,
-			ModTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-			e.Type = cas.TypeDir
-		case unix.S_IFREG:
-			e.Type = cas.TypeRegular
-			e.Size = st.Size
-			if st.Nlink > 1 {
-				key := [2]uint64{st.Dev, st.Ino}
-				if first, ok := links[key]; ok {
-					out = append(out, cas.Entry{Path: rel, Type: cas.TypeHardlink, Linkname: first})
-					return nil
-				}
-				links[key] = rel
-			}
-		case unix.S_IFLNK:
-			e.Type = cas.TypeSymlink
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			e.Linkname = target
-		case unix.S_IFCHR:
-			if st.Rdev == 0 {
-				out = append(out, cas.Entry{Path: rel, Type: cas.TypeWhiteout})
-				return nil
-			}
-			e.Type = cas.TypeChar
-		case unix.S_IFBLK:
-			e.Type = cas.TypeBlock
-		case unix.S_IFIFO:
-			e.Type = cas.TypeFifo
-		default:
-			return fmt.Errorf("%s: %w: unsupported file type %#o", rel, ErrBadLayer, st.Mode&unix.S_IFMT)
-		}
-		if e.Type == cas.TypeChar || e.Type == cas.TypeBlock {
-			e.Devmajor, e.Devminor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
-		}
-		xa, opaque, err := readXattrs(p)
-		if err != nil {
-			return err
-		}
-		e.Xattrs = xa
-		out = append(out, e)
-		if opaque && e.Type == cas.TypeDir {
-			out = append(out, cas.Entry{Path: rel, Type: cas.TypeOpaque})
-		}
-		return nil
-	})
+	w := &walker{ctx: ctx, root: d.root, sem: make(chan struct{}, walkWorkers)}
+	top, err := w.entry(d.root, ".")
 	if err != nil {
 		return nil, fmt.Errorf("list layer dir %s: %w", d.root, err)
 	}
+	if top.sub != nil {
+		w.wg.Add(1)
+		w.sem <- struct{}{}
+		w.list(d.root, ".", top.sub)
+	}
+	w.wg.Wait()
+	if w.err != nil {
+		return nil, fmt.Errorf("list layer dir %s: %w", d.root, w.err)
+	}
+	var out []cas.Entry
+	links := map[[2]uint64]string{}
+	var flatten func(x walked)
+	flatten = func(x walked) {
+		if x.link != [2]uint64{} && len(x.entries) == 1 {
+			rel := x.entries[0].Path
+			if first, ok := links[x.link]; ok {
+				out = append(out, cas.Entry{Path: rel, Type: cas.TypeHardlink, Linkname: first})
+				return
+			}
+			links[x.link] = rel
+		}
+		out = append(out, x.entries...)
+		if x.sub != nil {
+			for _, c := range x.sub.children {
+				flatten(c)
+			}
+		}
+	}
+	flatten(top)
 	return out, nil
+}
+
+// walker lists a layer directory with up to walkWorkers directories at
+// once; the first error stops it.
+type walker struct {
+	ctx  context.Context
+	root string
+	sem  chan struct{}
+	wg   sync.WaitGroup
+
+	mu  sync.Mutex
+	err error
+}
+
+func (w *walker) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+}
+
+func (w *walker) failed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err != nil
+}
+
+// list fills into with the children of the directory p (rel in the
+// layer), then lists the subdirectories, each in a goroutine of its own.
+// The caller holds a slot of w.sem and has counted the call in w.wg.
+func (w *walker) list(p, rel string, into *dirList) {
+	defer w.wg.Done()
+	err := func() error {
+		defer func() { <-w.sem }()
+		if err := w.ctx.Err(); err != nil {
+			return err
+		}
+		if w.failed() {
+			return nil
+		}
+		des, err := os.ReadDir(p) // sorted by name
+		if err != nil {
+			return err
+		}
+		into.children = make([]walked, 0, len(des))
+		for _, de := range des {
+			name := de.Name()
+			crel := name
+			if rel != "." {
+				crel = rel + "/" + name
+			}
+			x, err := w.entry(filepath.Join(p, name), crel)
+			if err != nil {
+				return err
+			}
+			into.children = append(into.children, x)
+		}
+		return nil
+	}()
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	for _, c := range into.children {
+		if c.sub == nil {
+			continue
+		}
+		w.wg.Add(1)
+		go func(c walked) {
+			w.sem <- struct{}{}
+			w.list(filepath.Join(w.root, c.entries[0].Path), c.entries[0].Path, c.sub)
+		}(c)
+	}
+}
+
+// entry reads one path of the layer: what filepath.WalkDir's callback did
+// for it.
+func (w *walker) entry(p, rel string) (walked, error) {
+	var x walked
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return x, err
+	}
+	base := path.Base(rel)
+	dir := path.Dir(rel)
+	switch {
+	case base == opaqueMarker:
+		x.entries = []cas.Entry{{Path: dir, Type: cas.TypeOpaque}}
+		return x, nil
+	case strings.HasPrefix(base, whiteoutPrefix) && rel != ".":
+		x.entries = []cas.Entry{{Path: path.Join(dir, base[len(whiteoutPrefix):]), Type: cas.TypeWhiteout}}
+		return x, nil
+	}
+	e := cas.Entry{
+		Path:    rel,
+		Mode:    st.Mode & 07777,
+		UID:     st.Uid,
+		GID:     st.Gid,
+		ModTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		e.Type = cas.TypeDir
+		x.sub = &dirList{}
+	case unix.S_IFREG:
+		e.Type = cas.TypeRegular
+		e.Size = st.Size
+		if st.Nlink > 1 {
+			x.link = [2]uint64{st.Dev, st.Ino}
+		}
+	case unix.S_IFLNK:
+		e.Type = cas.TypeSymlink
+		target, err := os.Readlink(p)
+		if err != nil {
+			return x, err
+		}
+		e.Linkname = target
+	case unix.S_IFCHR:
+		if st.Rdev == 0 {
+			x.entries = []cas.Entry{{Path: rel, Type: cas.TypeWhiteout}}
+			return x, nil
+		}
+		e.Type = cas.TypeChar
+	case unix.S_IFBLK:
+		e.Type = cas.TypeBlock
+	case unix.S_IFIFO:
+		e.Type = cas.TypeFifo
+	default:
+		return x, fmt.Errorf("%s: %w: unsupported file type %#o", rel, ErrBadLayer, st.Mode&unix.S_IFMT)
+	}
+	if e.Type == cas.TypeChar || e.Type == cas.TypeBlock {
+		e.Devmajor, e.Devminor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
+	}
+	xa, opaque, err := readXattrs(p)
+	if err != nil {
+		return x, err
+	}
+	e.Xattrs = xa
+	x.entries = []cas.Entry{e}
+	if opaque && e.Type == cas.TypeDir {
+		x.entries = append(x.entries, cas.Entry{Path: rel, Type: cas.TypeOpaque})
+	}
+	return x, nil
 }
 
 // Open implements Source.
@@ -172,7 +288,7 @@ func (d *DirSource) Open(ctx context.Context, e *cas.Entry) (Content, error) {
 	if e.Type != cas.TypeRegular {
 		return Content{}, fmt.Errorf("open %s: %w", e.Path, ErrNotRegular)
 	}
-	f, err := os.OpenFile(filepath.Join(d.root, e.Path), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := openFile(filepath.Join(d.root, e.Path), unix.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return Content{}, fmt.Errorf("open layer file: %w", err)
 	}

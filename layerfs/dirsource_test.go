@@ -85,3 +85,62 @@ func TestDirSourceRefusesMetacopy(t *testing.T) {
 		t.Fatalf("entries of a dir with a metacopy file: %v, want ErrBadLayer", err)
 	}
 }
+
+// TestDirSourceWalkOrder: the directories of a layer are listed in
+// parallel, yet the entries come in the order of a depth-first walk in
+// name order, every time, so a hard link's first path (the one the other
+// paths link to) is always the same.
+func TestDirSourceWalkOrder(t *testing.T) {
+	d := t.TempDir()
+	var want []string
+	want = append(want, ".")
+	for i := 0; i < 12; i++ {
+		sub := filepath.Join(d, string(rune('a'+i)))
+		must(t, os.MkdirAll(filepath.Join(sub, "deep"), 0755))
+		rel := filepath.Base(sub)
+		want = append(want, rel, rel+"/deep")
+		for j := 0; j < 5; j++ {
+			name := string(rune('p' + j))
+			must(t, os.WriteFile(filepath.Join(sub, "deep", name), []byte(name), 0644))
+			want = append(want, rel+"/deep/"+name)
+		}
+	}
+	// z/link is a second path of l/deep/p: it links to the first one met.
+	must(t, os.Mkdir(filepath.Join(d, "z"), 0755))
+	must(t, os.Link(filepath.Join(d, "l/deep/p"), filepath.Join(d, "z/link")))
+	want = append(want, "z", "z/link")
+	src, err := layerfs.NewDirSource(d)
+	must(t, err)
+	for run := 0; run < 5; run++ {
+		entries, err := src.Entries(context.Background())
+		must(t, err)
+		var got []string
+		for _, e := range entries {
+			got = append(got, e.Path)
+			if e.Path == "z/link" && (e.Type != cas.TypeHardlink || e.Linkname != "l/deep/p") {
+				t.Errorf("z/link: %v -> %q, want a hard link to l/deep/p", e.Type, e.Linkname)
+			}
+			if e.Path == "l/deep/p" && e.Type != cas.TypeRegular {
+				t.Errorf("l/deep/p: %v, want the regular file", e.Type)
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("run %d: entries in order\n%v\nwant\n%v", run, got, want)
+		}
+	}
+}
+
+// TestDirSourceWalkError: an error in one of the directories listed in
+// parallel (here a socket, which no layer may hold) fails the whole walk.
+func TestDirSourceWalkError(t *testing.T) {
+	d := t.TempDir()
+	for _, s := range []string{"a", "b", "c"} {
+		must(t, os.MkdirAll(filepath.Join(d, s, "x"), 0755))
+	}
+	must(t, unix.Mknod(filepath.Join(d, "c", "x", "sock"), unix.S_IFSOCK|0644, 0))
+	src, err := layerfs.NewDirSource(d)
+	must(t, err)
+	if _, err := src.Entries(context.Background()); !errors.Is(err, layerfs.ErrBadLayer) {
+		t.Errorf("layer with a socket: %v, want ErrBadLayer", err)
+	}
+}

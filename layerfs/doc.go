@@ -32,7 +32,8 @@
 // # The merged view and what is cached
 //
 // The first Mount of a chain of sources reads every source's entries once
-// and builds the merged view of the lower layers: one node per visible
+// (all the layers at once, a directory layer several directories at a
+// time) and builds the merged view of the lower layers: one node per visible
 // path, whiteouts and opaque directories applied, hard links sharing one
 // node, each directory's names sorted. The view is kept in a process-wide
 // cache keyed by the ordered source IDs and shared by every mount of the
@@ -53,11 +54,17 @@
 // request on it, after which the kernel drops the listing. While mounted,
 // the upper and work directories are held open (O_PATH), as kernel
 // overlayfs holds them, so walking to them never waits for the disk after
-// the caches are dropped. Lower regular files are opened with FUSE
-// passthrough when the kernel grants it (CAP_PASSTHROUGH, root): reads then
-// go straight to the layer's file without a round trip through this
-// process; otherwise they are spliced from the file descriptor. Inline
-// contents are served from memory.
+// the caches are dropped. Lower regular files of 128 KiB and more are
+// opened with FUSE passthrough when the kernel grants it (CAP_PASSTHROUGH,
+// root): reads then go straight to the layer's file without a round trip
+// through this process; otherwise they are spliced from the file
+// descriptor. Smaller lower files are opened in the kernel's caching mode
+// and the layer's file only at the first READ: once their pages are
+// cached, opening and reading one costs the OPEN and RELEASE requests and
+// no system call here (passthrough would add two ioctls per open, and a
+// GETATTR after every read, which invalidates the cached atime). Inline
+// contents are served from memory. The kernel refuses to mix the two
+// modes on one inode, so an open joins the mode of the opens still alive.
 //
 // # Inode numbers
 //

@@ -109,6 +109,12 @@ func Mount(ctx context.Context, dir string, opts MountOptions) (*Server, error) 
 			Debug:        opts.Debug,
 			Logger:       opts.Logger,
 			MaxReadAhead: 1 << 20,
+			// The kernel checks POSIX ACLs and caches them per inode,
+			// absent ones included: ls -l asks for
+			// system.posix_acl_access of every file, which without
+			// this is a GETXATTR round trip each time. Kernel
+			// overlayfs and fuse-overlayfs honour ACLs too.
+			EnableAcl: true,
 		},
 		EntryTimeout:    &lowerTO,
 		AttrTimeout:     &lowerTO,

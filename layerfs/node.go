@@ -1,6 +1,7 @@
 package layerfs
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -112,6 +113,9 @@ type node struct {
 	// per inode, so later opens of the copied-up file must not ask for
 	// passthrough while it may still be registered.
 	ptLower bool
+	// cachedOpens and ptOpens count the open files of the node in the
+	// kernel's caching mode and in passthrough (see openMode).
+	cachedOpens, ptOpens int
 	// tmp is the upper file of an O_TMPFILE node until it is linked.
 	tmp *os.File
 	// copying is closed when a data copy-up of the node in progress ends.
@@ -183,6 +187,63 @@ func xattrPresent(p, name string) bool {
 	return err == nil
 }
 
+// xattrSet says which of the xattrs resolve looks for an upper object may
+// have.
+type xattrSet uint8
+
+const (
+	hasOpaque xattrSet = 1 << iota
+	hasRedirect
+	hasMetacopy
+	hasOrigin
+
+	mayHaveAll = hasOpaque | hasRedirect | hasMetacopy | hasOrigin
+)
+
+// upperXattrs lists p's xattrs once, so that resolve asks only for the
+// ones present: most upper objects have none, and one llistxattr replaces
+// two lgetxattr that fail. When the list cannot be read into the buffer
+// (many or long names) or at all, every one may be present and the
+// caller probes each, as it would without the list.
+func upperXattrs(p string) xattrSet {
+	var buf [512]byte
+	n, err := unix.Llistxattr(p, buf[:])
+	if err != nil {
+		return mayHaveAll
+	}
+	var xs xattrSet
+	for b := buf[:n]; len(b) > 0; {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			i = len(b)
+		}
+		switch string(b[:i]) { // no allocation: compared in place
+		case xattrOpaque:
+			xs |= hasOpaque
+		case xattrRedirect:
+			xs |= hasRedirect
+		case xattrMetacopy:
+			xs |= hasMetacopy
+		case xattrOrigin:
+			xs |= hasOrigin
+		}
+		if i == len(b) {
+			break
+		}
+		b = b[i+1:]
+	}
+	return xs
+}
+
+// getXattrIn is getXattr for an xattr that xs says p may have, and
+// ENODATA without a system call for one it does not.
+func getXattrIn(xs, bit xattrSet, p, name string) ([]byte, error) {
+	if xs&bit == 0 {
+		return nil, unix.ENODATA
+	}
+	return getXattr(p, name)
+}
+
 // childInfo is what resolve finds for a name in a directory.
 type childInfo struct {
 	name  string
@@ -210,11 +271,12 @@ func (l *layerFS) resolve(ds nodeState, updir, name string) (childInfo, syscall.
 			ci.st.upper = true
 			ci.st.uino = ci.ust.Ino
 			ci.mode = ci.ust.Mode & unix.S_IFMT
+			xs := upperXattrs(p)
 			if ci.mode == unix.S_IFDIR {
 				switch {
-				case hasXattr(p, xattrOpaque, "y"):
+				case xs&hasOpaque != 0 && hasXattr(p, xattrOpaque, "y"):
 				default:
-					if r, err := getXattr(p, xattrRedirect); err == nil {
+					if r, err := getXattrIn(xs, hasRedirect, p, xattrRedirect); err == nil {
 						rs := string(r)
 						if path.IsAbs(rs) {
 							ci.st.lower = l.t.lookupPath(rs)
@@ -235,11 +297,11 @@ func (l *layerFS) resolve(ds nodeState, updir, name string) (childInfo, syscall.
 				}
 				return ci, 0
 			}
-			if ci.mode == unix.S_IFREG && xattrPresent(p, xattrMetacopy) {
+			if ci.mode == unix.S_IFREG && xs&hasMetacopy != 0 && xattrPresent(p, xattrMetacopy) {
 				data := lc
 				// kernel overlayfs (metacopy=on) renames a metacopy file
 				// with a redirect to where its data is
-				if r, err := getXattr(p, xattrRedirect); err == nil {
+				if r, err := getXattrIn(xs, hasRedirect, p, xattrRedirect); err == nil {
 					if rs := string(r); path.IsAbs(rs) {
 						data = l.t.lookupPath(rs)
 					} else {
@@ -256,7 +318,7 @@ func (l *layerFS) resolve(ds nodeState, updir, name string) (childInfo, syscall.
 				return ci, 0
 			}
 			ci.ino = upperIno(&ci.ust)
-			if v, err := getXattr(p, xattrOrigin); err == nil && len(v) == 8 {
+			if v, err := getXattrIn(xs, hasOrigin, p, xattrOrigin); err == nil && len(v) == 8 {
 				ci.ino = binary.BigEndian.Uint64(v) // copied up: keeps its number
 			}
 			return ci, 0
@@ -613,8 +675,9 @@ func firstDirSource(srcs []Source) (string, bool) {
 
 var _ = (fs.NodeOpener)((*node)(nil))
 
-// Open serves a lower file from the layer's file (FUSE passthrough where
-// the kernel allows it, FOPEN_KEEP_CACHE otherwise) or from memory, and an
+// Open serves a lower file from the layer's file (FUSE passthrough for a
+// big one where the kernel allows it; a small one in caching mode with
+// FOPEN_KEEP_CACHE, opened at the first READ) or from memory, and an
 // upper file from the upper dir. Opening for writing or with O_TRUNC copies
 // the file up first (without its data for O_TRUNC).
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
@@ -665,15 +728,19 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			return nil, 0, syscall.ENOENT
 		}
 		n.mu.Lock()
-		pt := !n.ptLower
+		want := !n.ptLower
 		n.mu.Unlock()
-		return newHandle(f, true, pt), 0, 0
+		return newHandle(n, f, true, n.openMode(want)), 0, 0
 	}
 	if s.lower == nil || s.lower.e.Type != cas.TypeRegular {
 		return nil, 0, syscall.EIO
 	}
+	if !n.openMode(s.lower.e.Size >= passthroughMin) {
+		return &lowerHandle{src: l.t.sources[s.lower.src], e: s.lower.e, n: n}, fuse.FOPEN_KEEP_CACHE, 0
+	}
 	c, err := l.t.sources[s.lower.src].Open(ctx, s.lower.e)
 	if err != nil {
+		n.released(true)
 		l.logf("layerfs: open %s: %v", n.relPath(), err)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, 0, syscall.ENOENT
@@ -681,12 +748,16 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		return nil, 0, syscall.EIO
 	}
 	if c.File == nil {
-		return &memHandle{data: c.Data}, fuse.FOPEN_KEEP_CACHE, 0
+		n.mu.Lock()
+		n.ptOpens--
+		n.cachedOpens++
+		n.mu.Unlock()
+		return &memHandle{data: c.Data, n: n}, fuse.FOPEN_KEEP_CACHE, 0
 	}
 	n.mu.Lock()
 	n.ptLower = true
 	n.mu.Unlock()
-	return newHandle(c.File, false, true), fuse.FOPEN_KEEP_CACHE, 0
+	return newHandle(n, c.File, false, true), fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // sysStat views x/sys's Stat_t as the syscall one go-fuse takes; on Linux

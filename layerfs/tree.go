@@ -138,11 +138,25 @@ func depth(p string) int {
 func buildTree(ctx context.Context, srcs []Source) (*tree, error) {
 	rootEntry := &cas.Entry{Path: ".", Type: cas.TypeDir, Mode: 0755, ModTime: time.Unix(0, 0)}
 	t := &tree{sources: srcs, root: &mnode{e: rootEntry, src: -1, path: ".", children: map[string]*mnode{}}}
+	// The layers are listed at once (a directory layer's listing is
+	// disk- and syscall-bound) and applied in order.
+	lists := make([][]cas.Entry, len(srcs))
+	errs := make([]error, len(srcs))
+	var wg sync.WaitGroup
+	for i, src := range srcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lists[i], errs[i] = src.Entries(ctx)
+		}()
+	}
+	wg.Wait()
 	for i := len(srcs) - 1; i >= 0; i-- {
-		entries, err := srcs[i].Entries(ctx)
+		entries, err := lists[i], errs[i]
 		if err != nil {
 			return &tree{}, fmt.Errorf("layer %s: %w", srcs[i].ID(), err)
 		}
+		lists[i] = nil
 		if err := t.apply(i, entries); err != nil {
 			return &tree{}, fmt.Errorf("layer %s: %w", srcs[i].ID(), err)
 		}

@@ -155,14 +155,16 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	out.SetAttrTimeout(l.upperTimeout)
 	l.journal.record(journalPath(filepath.Join(n.relPath(), name)), ChangeAdd)
 	in := n.newChild(ctx, ci)
-	pt := true
-	if cn, ok := in.Operations().(*node); ok {
-		cn.mu.Lock()
-		pt = !cn.ptLower
-		cn.noCaps = made
-		cn.mu.Unlock()
+	cn, ok := in.Operations().(*node)
+	if !ok {
+		f.Close()
+		return nil, nil, 0, syscall.EIO
 	}
-	return in, newHandle(f, true, pt), 0, 0
+	cn.mu.Lock()
+	want := !cn.ptLower
+	cn.noCaps = made
+	cn.mu.Unlock()
+	return in, newHandle(cn, f, true, cn.openMode(want)), 0, 0
 }
 
 var _ = (fs.NodeMkdirer)((*node)(nil))
@@ -768,7 +770,7 @@ func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 	ch := &node{fsys: l, st: nodeState{upper: true, uino: st.Ino}, tmp: os.NewFile(uintptr(keep), "tmpfile")}
 	in := n.NewInode(ctx, ch, fs.StableAttr{Mode: unix.S_IFREG, Ino: upperIno(&st)})
 	out.Attr.FromStat(sysStat(&st))
-	return in, newHandle(f, true, true), 0, 0
+	return in, newHandle(ch, f, true, ch.openMode(true)), 0, 0
 }
 
 var _ = (fs.NodeOnForgetter)((*node)(nil))

@@ -149,34 +149,50 @@ func TestMetacopyChmod(t *testing.T) {
 	}
 }
 
-// TestCopyUpWhileOpen: an inode has one passthrough backing file; opens
-// after a copy-up must see the upper file, not the lower one.
+// TestCopyUpWhileOpen: an inode has one passthrough backing file, and
+// the kernel refuses to mix passthrough and cached opens of one inode;
+// opens after a copy-up must see the upper file, not the lower one, while
+// a read-only open made before it is still open. A small lower file is
+// opened in caching mode, a big one through passthrough.
 func TestCopyUpWhileOpen(t *testing.T) {
-	m := mountRW(t, layertest.Layer{reg("f", 0644, "lower content")})
-	t.Logf("passthrough: %v", m.srv.Passthrough())
-	r1, err := os.Open(m.p("f"))
-	must(t, err)
-	defer r1.Close()
-	buf := make([]byte, 64)
-	n, _ := r1.ReadAt(buf, 0)
-	if string(buf[:n]) != "lower content" {
-		t.Fatalf("first read %q", buf[:n])
-	}
-	w, err := os.OpenFile(m.p("f"), os.O_WRONLY, 0)
-	must(t, err)
-	_, err = w.WriteAt([]byte("UPPER"), 0)
-	must(t, err)
-	must(t, w.Close())
-	r2, err := os.Open(m.p("f"))
-	must(t, err)
-	defer r2.Close()
-	n, _ = r2.ReadAt(buf, 0)
-	if string(buf[:n]) != "UPPER content" {
-		t.Errorf("read after copy-up through a new open: %q, want %q", buf[:n], "UPPER content")
-	}
-	got, _ := os.ReadFile(filepath.Join(m.upper, "f"))
-	if string(got) != "UPPER content" {
-		t.Errorf("upper file: %q", got)
+	for _, tc := range []struct {
+		name string
+		size int
+	}{
+		{"small", 0},
+		{"passthrough", layerfs.PassthroughMin + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tail := strings.Repeat("t", tc.size)
+			m := mountRW(t, layertest.Layer{reg("f", 0644, "lower content"+tail)})
+			t.Logf("passthrough: %v", m.srv.Passthrough())
+			r1, err := os.Open(m.p("f"))
+			must(t, err)
+			defer r1.Close()
+			buf := make([]byte, 13)
+			n, _ := r1.ReadAt(buf, 0)
+			if string(buf[:n]) != "lower content" {
+				t.Fatalf("first read %q", buf[:n])
+			}
+			w, err := os.OpenFile(m.p("f"), os.O_WRONLY, 0)
+			must(t, err)
+			_, err = w.WriteAt([]byte("UPPER"), 0)
+			must(t, err)
+			must(t, w.Close())
+			for i := 0; i < 2; i++ { // a second open joins the first one's mode
+				r2, err := os.Open(m.p("f"))
+				must(t, err)
+				defer r2.Close()
+				n, _ = r2.ReadAt(buf, 0)
+				if string(buf[:n]) != "UPPER content" {
+					t.Errorf("read after copy-up through a new open: %q, want %q", buf[:n], "UPPER content")
+				}
+			}
+			got, _ := os.ReadFile(filepath.Join(m.upper, "f"))
+			if string(got) != "UPPER content"+tail {
+				t.Errorf("upper file: %q", got[:min(len(got), 20)])
+			}
+		})
 	}
 }
 

@@ -57,6 +57,10 @@ type Mount struct {
 	Upper string
 	// Changes is the change journal's list (layerfs.Journal.Changes).
 	Changes []layerfs.Change
+	// Lower, for a stopped container (Merged empty), lists the image's
+	// contents of a directory the container renamed, so that Diff needs
+	// no mount (see IndexLower). Commit does not use it.
+	Lower LowerLister
 }
 
 // itemKind is what one tar entry of the layer is made from.

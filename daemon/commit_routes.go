@@ -220,6 +220,12 @@ func (d *Daemon) CommitContainer(ctx context.Context, c *ctr, opts CommitOptions
 			return err
 		}
 		req.Mount = commit.Mount{Merged: m.Target, Upper: m.Upper, Changes: changes}
+		// A stopped container's upper dir has no writer but this mount,
+		// made for the commit: the store may adopt its files (no second
+		// copy on disk); layerfs copies one before it is written again.
+		c.mu.Lock()
+		req.Adopt = c.mount == nil
+		c.mu.Unlock()
 		if res, err = commit.Commit(ctx, d.store, req); err != nil {
 			return err
 		}

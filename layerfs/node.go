@@ -627,14 +627,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		l.mu.Lock()
 		errno := n.copyUp(ctx, flags&syscall.O_TRUNC == 0)
 		if errno == 0 {
-			var copied bool
-			if copied, errno = n.unshare(ctx); copied {
-				// The kernel may hold the shared inode as the
-				// node's passthrough backing file: open anew.
-				n.mu.Lock()
-				n.ptLower = true
-				n.mu.Unlock()
-			}
+			_, errno = n.unshare(ctx)
 		}
 		if errno == 0 {
 			l.journal.record(journalPath(n.relPath()), ChangeModify)

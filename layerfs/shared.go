@@ -67,7 +67,13 @@ func (n *node) unshare(ctx context.Context) (bool, syscall.Errno) {
 		return false, fs.ToErrno(err)
 	}
 	s.uino = inoOf(p)
-	n.setState(s)
+	n.mu.Lock()
+	n.st = s
+	// The kernel may hold the shared inode as the node's passthrough
+	// backing file, one per inode: the next open retires the node, so
+	// that the kernel looks the name up again and opens the copy.
+	n.ptLower = true
+	n.mu.Unlock()
 	return true, 0
 }
 

@@ -33,8 +33,23 @@ import (
 // as with a copy-up under kernel overlayfs before Linux 4.19.
 
 // unshare gives the node's upper file a private inode if the store shares
-// it, and reports whether it did. The caller holds l.mu.
+// it, and reports whether it did. The caller holds l.mu for writing; like
+// copyUp, unshare lets go of it while the bytes are copied (the node's
+// copying channel keeps a second unshare of it waiting), so the caller must
+// not rely on what it computed before the call.
 func (n *node) unshare(ctx context.Context) (bool, syscall.Errno) {
+	l := n.fsys
+	for {
+		n.mu.Lock()
+		busy := n.copying
+		n.mu.Unlock()
+		if busy == nil {
+			break
+		}
+		l.mu.Unlock()
+		<-busy
+		l.mu.Lock()
+	}
 	s := n.state()
 	if !s.upper || s.metacopy {
 		return false, 0
@@ -43,8 +58,13 @@ func (n *node) unshare(ctx context.Context) (bool, syscall.Errno) {
 	if _, err := unix.Lgetxattr(p, cas.XattrShared, nil); err != nil {
 		return false, 0 // the common case: one getxattr, nothing shared
 	}
+	src, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return false, fs.ToErrno(err)
+	}
+	defer src.Close()
 	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
+	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
 		return false, fs.ToErrno(err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
@@ -53,19 +73,41 @@ func (n *node) unshare(ctx context.Context) (bool, syscall.Errno) {
 	if st.Nlink <= 1 {
 		// The object went (its image was removed): the file is the
 		// container's alone again.
-		unix.Lremovexattr(p, cas.XattrShared)
+		unix.Fremovexattr(int(src.Fd()), cas.XattrShared)
 		return false, 0
 	}
-	tmp := n.fsys.tmpName()
-	if err := copyPrivate(p, tmp, &st, n.StableAttr().Ino); err != nil {
-		os.Remove(tmp)
-		n.fsys.logf("layerfs: copy %s before writing it (the store shares it): %v", n.relPath(), err)
+	tmp := l.tmpName()
+	dst, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
 		return false, fs.ToErrno(err)
 	}
-	if err := unix.Rename(tmp, p); err != nil {
+	done := n.startCopy()
+	l.mu.Unlock()
+	err = copyBytes(dst, src, st.Size)
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	l.mu.Lock()
+	defer n.endCopy(done)
+	if err == nil {
+		// Where the node is now (renamed meanwhile?), with the metadata
+		// it has now (changed meanwhile?).
+		if _, parent := n.Parent(); parent == nil {
+			err = os.ErrNotExist
+		} else {
+			p = n.upperPath()
+			err = copyMeta(p, tmp, int(src.Fd()), n.StableAttr().Ino)
+		}
+	}
+	if err == nil {
+		err = unix.Rename(tmp, p)
+	}
+	if err != nil {
 		os.Remove(tmp)
+		l.logf("layerfs: copy %s before writing it (the store shares it): %v", n.relPath(), err)
 		return false, fs.ToErrno(err)
 	}
+	s = n.state()
 	s.uino = inoOf(p)
 	n.mu.Lock()
 	n.st = s
@@ -77,27 +119,22 @@ func (n *node) unshare(ctx context.Context) (bool, syscall.Errno) {
 	return true, 0
 }
 
-// copyPrivate copies the regular file src (described by st) to dst: bytes,
-// owner, mode, times and xattrs but cas.XattrShared, and xattrOrigin set
-// to ino unless src has one, so that the file keeps its inode number.
-func copyPrivate(src, dst string, st *unix.Stat_t, ino uint64) error {
-	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
+// copyMeta gives dst the owner, mode, times and xattrs (but
+// cas.XattrShared) of the shared inode open as fd, which must still be
+// what p names, and xattrOrigin set to ino unless it has one, so that the
+// copy keeps the node's inode number.
+func copyMeta(p, dst string, fd int, ino uint64) error {
+	var st, now unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		return err
 	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
+	if err := unix.Lstat(p, &now); err != nil {
 		return err
 	}
-	err = copyBytes(out, in, st.Size)
-	if cerr := out.Close(); err == nil {
-		err = cerr
+	if now.Ino != st.Ino || now.Dev != st.Dev {
+		return os.ErrNotExist // replaced meanwhile
 	}
-	if err != nil {
-		return err
-	}
-	names, err := listXattr(src)
+	names, err := listXattr(p)
 	if err != nil && !errors.Is(err, unix.ENOTSUP) {
 		return err
 	}
@@ -107,7 +144,7 @@ func copyPrivate(src, dst string, st *unix.Stat_t, ino uint64) error {
 			continue
 		}
 		hasOrigin = hasOrigin || name == xattrOrigin
-		v, err := getXattr(src, name)
+		v, err := getXattr(p, name)
 		if err != nil {
 			return err
 		}

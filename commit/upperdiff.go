@@ -121,7 +121,7 @@ func (l indexLower) ListLower(ctx context.Context, dir string) (map[string]bool,
 // records as a redirect xattr: then its lower contents are listed by
 // m.Lower, merged with the upper dir's entries and whiteouts.
 func upperDiff(ctx context.Context, m Mount, changes []layerfs.Change, kinds map[string]layerfs.ChangeKind) ([]layerfs.Change, error) {
-	u := upperWalk{ctx: ctx, m: m, lists: map[string]map[string]bool{}, seen: map[string]bool{}}
+	u := upperWalk{ctx: ctx, m: m, lists: map[string]map[string]map[string]bool{}, seen: map[string]bool{}}
 	for _, c := range changes {
 		u.seen[c.Path] = true
 	}
@@ -151,7 +151,7 @@ func upperDiff(ctx context.Context, m Mount, changes []layerfs.Change, kinds map
 type upperWalk struct {
 	ctx   context.Context
 	m     Mount
-	lists map[string]map[string]bool // ListLower answers by directory
+	lists map[string]map[string]map[string]bool // ListLower answers, indexed by parent
 	seen  map[string]bool
 	extra []layerfs.Change
 }
@@ -166,43 +166,39 @@ func (u *upperWalk) add(rel string) {
 
 // lowerChildren is what the image holds directly below lower ("" for
 // none): names and whether each is a directory. It answers from a listing
-// of an enclosing directory when one was made.
+// of an enclosing directory when one was made; a listing is indexed by
+// directory once, so a renamed tree costs its size, not its size times its
+// directories.
 func (u *upperWalk) lowerChildren(lower string) (map[string]bool, error) {
 	if lower == "" {
 		return nil, nil
 	}
-	var sub map[string]bool
-	prefix := ""
-	for root, l := range u.lists {
-		if root == lower || strings.HasPrefix(lower, root+"/") {
-			sub, prefix = l, strings.TrimPrefix(strings.TrimPrefix(lower, root), "/")
-			break
+	for root, idx := range u.lists {
+		if root == lower {
+			return idx[""], nil
+		}
+		if strings.HasPrefix(lower, root+"/") {
+			return idx[lower[len(root)+1:]], nil
 		}
 	}
-	if sub == nil {
-		if u.m.Lower == nil {
-			return nil, fmt.Errorf("/%s: a renamed directory needs the image's layers to list", lower)
-		}
-		l, err := u.m.Lower.ListLower(u.ctx, lower)
-		if err != nil {
-			return nil, fmt.Errorf("list /%s in the image: %w", lower, err)
-		}
-		u.lists[lower] = l
-		sub = l
+	if u.m.Lower == nil {
+		return nil, fmt.Errorf("/%s: a renamed directory needs the image's layers to list", lower)
 	}
-	out := map[string]bool{}
-	for p, isDir := range sub {
-		if prefix != "" {
-			if !strings.HasPrefix(p, prefix+"/") {
-				continue
-			}
-			p = p[len(prefix)+1:]
-		}
-		if !strings.Contains(p, "/") {
-			out[p] = isDir
-		}
+	l, err := u.m.Lower.ListLower(u.ctx, lower)
+	if err != nil {
+		return nil, fmt.Errorf("list /%s in the image: %w", lower, err)
 	}
-	return out, nil
+	idx := map[string]map[string]bool{} // parent (relative to lower) → name → is a dir
+	for p, isDir := range l {
+		parent, name := path.Split(p)
+		parent = strings.TrimSuffix(parent, "/")
+		if idx[parent] == nil {
+			idx[parent] = map[string]bool{}
+		}
+		idx[parent][name] = isDir
+	}
+	u.lists[lower] = idx
+	return idx[""], nil
 }
 
 // dir adds everything below the upper directory rel, whose lower part is

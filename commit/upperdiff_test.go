@@ -1,12 +1,18 @@
 package commit_test
 
 import (
+	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
+	"maps"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+
+	"github.com/fusebox/fusebox/cas"
 	"github.com/fusebox/fusebox/commit"
 	"github.com/fusebox/fusebox/testdata"
 )
@@ -114,5 +120,62 @@ func TestStoppedDiffNeedsLower(t *testing.T) {
 	changes := c.srv.Journal().Changes()
 	if _, err := commit.Diff(context.Background(), commit.Mount{Upper: c.upper, Changes: changes}); err == nil {
 		t.Fatal("a stopped diff of a renamed directory without the image's indexes succeeded")
+	}
+}
+
+// TestIndexLower merges layer indexes as a union mount shows them: a
+// whiteout hides a lower file, an opaque directory its lower contents, a
+// file a lower directory, and a higher layer adds.
+func TestIndexLower(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	type ent struct {
+		name string
+		dir  bool
+	}
+	layer := func(es ...ent) digest.Digest {
+		var b bytes.Buffer
+		tw := tar.NewWriter(&b)
+		for _, e := range es {
+			h := &tar.Header{Name: e.name, Mode: 0o644, Typeflag: tar.TypeReg, Size: 1}
+			white := strings.Contains(e.name, ".wh.")
+			if white {
+				h.Size = 0
+			}
+			if e.dir {
+				h.Typeflag, h.Size, h.Mode = tar.TypeDir, 0, 0o755
+			}
+			must(t, tw.WriteHeader(h))
+			if !e.dir && !white {
+				_, err := tw.Write([]byte("x"))
+				must(t, err)
+			}
+		}
+		must(t, tw.Close())
+		info, err := s.IngestLayer(ctx, &b, cas.IngestOptions{})
+		must(t, err)
+		return info.DiffID
+	}
+	bottom := layer(ent{"a/", true}, ent{"a/x", false}, ent{"a/y", false}, ent{"a/sub/", true}, ent{"a/sub/z", false},
+		ent{"b/", true}, ent{"b/q", false})
+	middle := layer(ent{"a/", true}, ent{"a/.wh.x", false}, ent{"a/sub/", true}, ent{"a/sub/.wh..wh..opq", false},
+		ent{"a/sub/new", false}, ent{"b", false})
+	top := layer(ent{"a/", true}, ent{"a/w", false})
+	l := commit.IndexLower(s, []digest.Digest{bottom, middle, top})
+	for _, tc := range []struct {
+		dir  string
+		want map[string]bool
+	}{
+		{"a", map[string]bool{"y": false, "sub": true, "sub/new": false, "w": false}},
+		{"/a/sub", map[string]bool{"new": false}},
+		{"b", map[string]bool{}},
+		{"nothing", map[string]bool{}},
+		{"", map[string]bool{"a": true, "a/y": false, "a/sub": true, "a/sub/new": false, "a/w": false, "b": false}},
+	} {
+		got, err := l.ListLower(ctx, tc.dir)
+		must(t, err)
+		if !maps.Equal(got, tc.want) {
+			t.Errorf("ListLower(%q) = %v, want %v", tc.dir, got, tc.want)
+		}
 	}
 }

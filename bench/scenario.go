@@ -42,13 +42,13 @@ func Scenarios(cfg Config, ds *Dataset, scratch string) []Case {
 		for _, an := range []string{KernelOverlayName, FuseOverlayfsName} {
 			cases = append(cases, naiveDiff(name, anchors[an], ds, scratch, n, false))
 		}
-		cases = append(cases, fuseboxDiff(name, cli, images, ds, n))
+		cases = append(cases, fuseboxDiff(name, cli, images, ds, n), fuseboxDiffRunning(cli, images, ds, n))
 	}
 	commitName := fmt.Sprintf("commit 10 MiB of changes, %s image", sizeText(ds.Spec.BigSize+ds.Spec.MidSize))
 	for _, an := range []string{KernelOverlayName, FuseOverlayfsName} {
 		cases = append(cases, naiveDiff(commitName, anchors[an], ds, scratch, 0, true))
 	}
-	cases = append(cases, fuseboxCommit(commitName, cli, images, ds))
+	cases = append(cases, fuseboxCommit(commitName, cli, images, ds), fuseboxCommitDisk(cli, images, ds))
 	cases = append(cases, fuseboxMemory(cli, images, ds)...)
 	return cases
 }

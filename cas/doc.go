@@ -33,6 +33,16 @@
 // reads contents through ObjectPath (a file to open, for passthrough) or
 // ReadInline / OpenContent. Contents never change once stored.
 //
+// # Adopting files
+//
+// An ingest may be offered the bytes of a layer's files as open files
+// (IngestOptions.Files): the store reflinks them where it can, and with
+// IngestOptions.Adopt links the offered inode in as the object itself,
+// marked XattrShared, so that a commit of a container's new file takes no
+// second copy on disk. The bytes are always checked against the tar's. The
+// owner of the other name must copy the file before changing its bytes
+// (layerfs does); Adopted tells whether a file is still shared.
+//
 // # Exporting
 //
 // LayerTar(diffID) rebuilds the original tar bit for bit from the tar-split

@@ -54,6 +54,18 @@ type IngestOptions struct {
 	// ErrDigestMismatch, never a corrupt object; where cloning is not
 	// possible the bytes are written as usual.
 	Files func(path string, size int64) *os.File
+	// Adopt lets the store take an offered file's inode as the object
+	// itself, by link(2), instead of cloning or copying its bytes: the
+	// commit of a stopped container's new file then costs no second copy
+	// on any file system. The store checks the file's bytes against the
+	// tar's before the object is named, and marks the inode with the
+	// XattrShared attribute, so that its other owner (layerfs, for a
+	// container's upper dir) copies it before it writes it again (see
+	// Adopted). Where the link cannot be made (another file system: EXDEV;
+	// a file with other names of its own) it falls back to a reflink, then
+	// a copy from the offered file. The caller must offer for adoption
+	// only files that nothing has open for writing.
+	Adopt bool
 }
 
 // LayerInfo describes a stored layer.
@@ -482,6 +494,10 @@ func (in *ingest) store(ctx context.Context, r io.Reader, name string, size int6
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // a no-op once renamed
+	if in.opts.Files != nil && in.opts.Adopt {
+		f.Close()
+		return in.adopted(r, name, size, buf)
+	}
 	if in.opts.Files != nil {
 		if d, ok, err := in.cloned(f, r, name, size, buf); ok || err != nil {
 			f.Close()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -101,18 +102,48 @@ func underOf(m map[string]layerfs.ChangeKind, p string) layerfs.ChangeKind {
 // normalised change list (see Changes) with the contents of added
 // directories listed as added, as Docker lists them. The journal records
 // a directory renamed into place as one added path; its subtree is read
-// from the merged view here, so the cost is the number of changes plus the
-// size of the added subtrees, never the size of the image.
+// from the merged view when m.Merged is set (a running container), else
+// from the upper dir, with m.Lower listing what a renamed directory brings
+// from the image (a stopped container: nothing is mounted). The cost is the
+// number of changes plus the size of the added subtrees, never the size of
+// the image (a renamed directory's listing reads the image's file indexes,
+// but no file system).
 func Diff(ctx context.Context, m Mount) ([]layerfs.Change, error) {
 	changes, err := Changes(m.Changes)
 	if err != nil {
 		return nil, err
 	}
-	seen := make(map[string]bool, len(changes))
 	kinds := make(map[string]layerfs.ChangeKind, len(changes))
 	for _, c := range changes {
-		seen[c.Path] = true
 		kinds[c.Path] = c.Kind
+	}
+	var extra []layerfs.Change
+	if m.Merged == "" {
+		if !slices.ContainsFunc(changes, func(c layerfs.Change) bool { return c.Kind == layerfs.ChangeAdd }) {
+			return changes, nil
+		}
+		if m.Upper == "" {
+			return nil, fmt.Errorf("%w: added paths but neither a merged view nor an upper dir to list them from", ErrBadChangeList)
+		}
+		if extra, err = upperDiff(ctx, m, changes, kinds); err != nil {
+			return nil, err
+		}
+	} else if extra, err = mergedDiff(ctx, m, changes, kinds); err != nil {
+		return nil, err
+	}
+	if len(extra) == 0 {
+		return changes, nil
+	}
+	changes = append(changes, extra...)
+	sort.Slice(changes, func(a, b int) bool { return changes[a].Path < changes[b].Path })
+	return changes, nil
+}
+
+// mergedDiff lists the contents of added directories from the merged view.
+func mergedDiff(ctx context.Context, m Mount, changes []layerfs.Change, kinds map[string]layerfs.ChangeKind) ([]layerfs.Change, error) {
+	seen := make(map[string]bool, len(changes))
+	for _, c := range changes {
+		seen[c.Path] = true
 	}
 	var extra []layerfs.Change
 	var walk func(dir string) error
@@ -153,12 +184,7 @@ func Diff(ctx context.Context, m Mount) ([]layerfs.Change, error) {
 			}
 		}
 	}
-	if len(extra) == 0 {
-		return changes, nil
-	}
-	changes = append(changes, extra...)
-	sort.Slice(changes, func(a, b int) bool { return changes[a].Path < changes[b].Path })
-	return changes, nil
+	return extra, nil
 }
 
 // APIChanges is the list in the Engine API's form, the body of

@@ -49,6 +49,14 @@ type Request struct {
 	Repo, Tag string
 	// Created is the image's creation time; zero means now.
 	Created time.Time
+	// Adopt lets the store take the upper dir's new and rewritten files
+	// as its objects by link(2) instead of copying them (see
+	// cas.IngestOptions.Adopt): no second copy of their bytes on disk.
+	// Set it only when nothing can write the upper dir but through
+	// layerfs opened afresh (a stopped container): layerfs copies such a
+	// file before the next write, but a file open for writing during the
+	// commit would change the store's object.
+	Adopt bool
 }
 
 // Result is what a commit made.
@@ -105,7 +113,7 @@ func Commit(ctx context.Context, store *cas.Store, req Request) (Result, error) 
 
 	lease := store.NewLease()
 	defer lease.Release(context.WithoutCancel(ctx))
-	info, err := IngestLayer(ctx, store, req.Mount, cas.IngestOptions{Lease: lease})
+	info, err := IngestLayer(ctx, store, req.Mount, cas.IngestOptions{Lease: lease, Adopt: req.Adopt})
 	if err != nil {
 		return Result{}, fmt.Errorf("commit: %w", err)
 	}

@@ -12,10 +12,17 @@
 // Changes puts a list in Docker's order and meaning: sorted by path, the
 // parents of changed paths shown "C", nothing under a deleted directory,
 // and everything under an added directory added. Diff adds the contents of
-// added directories, read from the merged view, because the journal records
-// a directory renamed into place as one path while Docker lists its whole
-// subtree. APIChanges is the Engine API's form (Kind 0 = C, 1 = A, 2 = D),
-// Format the CLI's.
+// added directories, because the journal records a directory renamed into
+// place as one path while Docker lists its whole subtree. For a running
+// container they are read from the merged view. For a stopped one (Mount
+// without Merged) nothing is mounted: they are read from the upper dir,
+// where a new directory holds all of its contents, and only a directory
+// renamed from the image (trusted.overlay.redirect) needs the image's
+// part, which IndexLower lists from the lower layers' file indexes in the
+// store (whiteouts, opaque directories and files over directories
+// applied). So a diff costs the changes whatever the image's size.
+// APIChanges is the Engine API's form (Kind 0 = C, 1 = A, 2 = D), Format
+// the CLI's.
 //
 // # The layer
 //
@@ -39,16 +46,22 @@
 //
 // # No second copy
 //
-// A commit must not cost a second copy of a large new file. The store's
-// objects are immutable and the container's upper file is not (a restarted
-// container may write it in place), so sharing one inode by a hard link or
-// a rename is unsafe without help from layerfs. Extents can be shared
-// safely: IngestLayer offers each upper file to the store
-// (cas.IngestOptions.Files), which reflinks it (FICLONE) into the object
-// and checks the clone's bytes against the tar's. On XFS or Btrfs, with the
-// store and the upper dirs on one file system, a commit of a 1 GiB file
-// then takes no new data blocks. On file systems without reflinks (ext4)
-// the clone fails and the bytes are written once more, as before.
+// A commit must not cost a second copy of a large new file. IngestLayer
+// offers each upper file to the store (cas.IngestOptions.Files). For a
+// stopped container (Request.Adopt) the store adopts the file: it links
+// the upper file's inode in as the object (after checking its bytes
+// against the tar's) and marks it cas.XattrShared, so the commit takes no
+// new data blocks on any file system that has hard links; the upper dir and
+// the store must share a file system, else (EXDEV) the store falls back to
+// a reflink, then a copy. The store's objects are immutable and the
+// container's file is not, so layerfs copies a shared upper file before it
+// writes, truncates or hard-links it (copy-before-write; chmod, chown and
+// times need no copy, the store never reads an object file's metadata).
+// Removing the image unlinks the object's name only; the container's file
+// stays. A running container is not adopted from, since a process may
+// hold the file open for writing: there the store reflinks the file where
+// the file system shares extents (XFS, Btrfs), else writes the bytes once
+// more.
 //
 // # The image
 //

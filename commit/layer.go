@@ -57,6 +57,10 @@ type Mount struct {
 	Upper string
 	// Changes is the change journal's list (layerfs.Journal.Changes).
 	Changes []layerfs.Change
+	// Lower, for a stopped container (Merged empty), lists the image's
+	// contents of a directory the container renamed, so that Diff needs
+	// no mount (see IndexLower). Commit does not use it.
+	Lower LowerLister
 }
 
 // itemKind is what one tar entry of the layer is made from.
@@ -195,8 +199,15 @@ func (p *layerPlan) findLinks(ctx context.Context) error {
 	seen := map[[2]uint64]uint64{}
 	for _, it := range p.items {
 		if it.kind == itemFile && it.st.Mode&unix.S_IFMT != unix.S_IFDIR && it.st.Nlink > 1 && strings.HasPrefix(it.src, p.m.Upper) {
+			n := uint64(it.st.Nlink)
+			if _, err := unix.Lgetxattr(it.src, cas.XattrShared, nil); err == nil {
+				n-- // one name is the store's object (an earlier commit adopted it)
+			}
+			if n <= 1 {
+				continue
+			}
 			k := [2]uint64{it.st.Dev, it.st.Ino}
-			nlink[k] = uint64(it.st.Nlink)
+			nlink[k] = n
 			seen[k]++
 		}
 	}

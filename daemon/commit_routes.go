@@ -70,13 +70,34 @@ func (d *Daemon) withRootfs(ctx context.Context, c *ctr, fn func(m *ImageMount) 
 // ContainerChanges lists what a container changed in its rootfs, in
 // `docker diff`'s order and meaning, from its journal: a running
 // container's live one, a stopped container's file. The cost follows the
-// changes; a stopped container is mounted only when it added paths (an
-// added directory's subtree is read from the merged view).
+// changes, never the image: a stopped container is not mounted, the
+// contents of its added directories are read from its upper dir, and those
+// of a directory it renamed from the image from the image's file indexes.
 func (d *Daemon) ContainerChanges(ctx context.Context, c *ctr) ([]layerfs.Change, error) {
 	c.mu.Lock()
 	m, _ := c.mount.(*ImageMount)
 	c.mu.Unlock()
 	if m != nil {
+		changes, err := m.Changes()
+		if err != nil {
+			return nil, err
+		}
+		return commit.Diff(ctx, commit.Mount{Merged: m.Target, Upper: m.Upper, Changes: changes})
+	}
+	// The lifecycle lock keeps a start, a commit or a remove from changing
+	// the upper dir while it is read.
+	if err := c.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer c.unlock()
+	c.mu.Lock()
+	m, _ = c.mount.(*ImageMount)
+	rec, removing := c.rec, c.removing
+	c.mu.Unlock()
+	if removing {
+		return nil, errNoSuchContainer(rec.ID)
+	}
+	if m != nil { // started while this request waited for the lock
 		changes, err := m.Changes()
 		if err != nil {
 			return nil, err
@@ -89,19 +110,15 @@ func (d *Daemon) ContainerChanges(ctx context.Context, c *ctr) ([]layerfs.Change
 	} else if err != nil {
 		return nil, err
 	}
-	if !slices.ContainsFunc(changes, func(ch layerfs.Change) bool { return ch.Kind == layerfs.ChangeAdd }) {
-		return commit.Diff(ctx, commit.Mount{Changes: changes})
+	m2 := commit.Mount{Upper: filepath.Join(c.dir, "upper"), Changes: changes}
+	// The image's indexes are needed only for a renamed directory; an
+	// image that cannot be read fails the diff only then.
+	if img, err := d.store.Image(ctx, rec.ImageID); err == nil {
+		m2.Lower = commit.IndexLower(d.store, img.DiffIDs)
+	} else {
+		d.log.Warn("diff of a stopped container: image unreadable", "id", rec.ID, "image", rec.ImageID, "err", err)
 	}
-	var out []layerfs.Change
-	err = d.withRootfs(ctx, c, func(m *ImageMount) error {
-		changes, err := m.Changes()
-		if err != nil {
-			return err
-		}
-		out, err = commit.Diff(ctx, commit.Mount{Merged: m.Target, Upper: m.Upper, Changes: changes})
-		return err
-	})
-	return out, err
+	return commit.Diff(ctx, m2)
 }
 
 func (d *Daemon) containerChanges(w http.ResponseWriter, r *http.Request) error {
@@ -203,6 +220,12 @@ func (d *Daemon) CommitContainer(ctx context.Context, c *ctr, opts CommitOptions
 			return err
 		}
 		req.Mount = commit.Mount{Merged: m.Target, Upper: m.Upper, Changes: changes}
+		// A stopped container's upper dir has no writer but this mount,
+		// made for the commit: the store may adopt its files (no second
+		// copy on disk); layerfs copies one before it is written again.
+		c.mu.Lock()
+		req.Adopt = c.mount == nil
+		c.mu.Unlock()
 		if res, err = commit.Commit(ctx, d.store, req); err != nil {
 			return err
 		}

@@ -436,3 +436,53 @@ func TestCommittedImageUnpacks(t *testing.T) {
 		t.Errorf("hello.txt in the new image: %+v", got)
 	}
 }
+
+// TestStoppedDiffMountsNothing: a stopped container's diff comes from its
+// journal, its upper dir and the image's indexes, with Docker's lines, and
+// neither the mount manager nor the kernel gains a mount meanwhile: a
+// renamed lower dir (listed from the image), a new dir with contents, a
+// delete in a lower dir.
+func TestStoppedDiffMountsNothing(t *testing.T) {
+	skipMounts(t)
+	root := t.TempDir()
+	d, host, _ := runDaemon(t, root)
+	loadBusybox(t, host)
+	c := newClient(t, host)
+	createCtr(t, c, "busybox", "s1", "true")
+	onRootfs(t, d, "s1", func(root string) error {
+		if err := os.Rename(filepath.Join(root, "srv/data"), filepath.Join(root, "srv/moved")); err != nil {
+			return err
+		}
+		if err := os.Remove(filepath.Join(root, "srv/moved/b.txt")); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(root, "opt/new/deep"), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(root, "opt/new/deep/f"), []byte("f"), 0o644); err != nil {
+			return err
+		}
+		return os.Remove(filepath.Join(root, "etc/motd"))
+	})
+	kernel := func() int {
+		b, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Count(b, []byte("\n"))
+	}
+	before, managed := kernel(), len(d.Mounts())
+	got := diffLines(t, c, "s1")
+	if after := kernel(); after != before || len(d.Mounts()) != managed {
+		t.Errorf("diff of a stopped container mounted something: %d kernel mounts before, %d after; %d managed before, %d after",
+			before, after, managed, len(d.Mounts()))
+	}
+	want := []string{
+		"C /etc", "D /etc/motd",
+		"A /opt", "A /opt/new", "A /opt/new/deep", "A /opt/new/deep/f",
+		"C /srv", "D /srv/data", "A /srv/moved", "A /srv/moved/a-hardlink.txt", "A /srv/moved/a.txt", "A /srv/moved/link-to-a",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("diff = %q\nwant %q", got, want)
+	}
+}

@@ -690,6 +690,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		l.mu.Lock()
 		errno := n.copyUp(ctx, flags&syscall.O_TRUNC == 0)
 		if errno == 0 {
+			_, errno = n.unshare(ctx)
+		}
+		if errno == 0 {
 			l.journal.record(journalPath(n.relPath()), ChangeModify)
 		}
 		l.mu.Unlock()

@@ -265,6 +265,9 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 		if errno := tn.copyUp(ctx, true); errno != 0 {
 			return nil, errno
 		}
+		if _, errno := tn.unshare(ctx); errno != 0 { // names share a private inode
+			return nil, errno
+		}
 	}
 	p, _, errno := n.prepareCreate(ctx, name)
 	if errno != 0 {
@@ -616,6 +619,9 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	sz, hasSize := in.GetSize()
 	l.mu.Lock()
 	errno := n.copyUp(ctx, hasSize && sz > 0)
+	if errno == 0 && hasSize {
+		_, errno = n.unshare(ctx) // a truncate changes the bytes
+	}
 	if errno == 0 {
 		l.journal.record(journalPath(n.relPath()), ChangeModify)
 	}

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *cas.Store) {
 		{"Buckets", testBuckets},
 		{"DiskUsage", testDiskUsage},
 		{"OfferedFiles", testOfferedFiles},
+		{"AdoptedFiles", testAdoptedFiles},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newStore(t)) })

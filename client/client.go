@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -177,42 +176,11 @@ func Start(ctx context.Context, opts Options) error {
 	}
 }
 
-// storeRequest calls one of fusebox's own endpoints (outside Docker's API)
-// and decodes its JSON answer into out.
-func (c *Client) storeRequest(ctx context.Context, method, path string, out any) error {
-	sock, err := daemon.SocketPath(c.Host)
-	if err != nil {
-		return err
-	}
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}}
-	defer hc.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, method, "http://fusebox"+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot connect to the fusebox daemon at %s: %w", c.Host, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Message string `json:"message"`
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("Error response from daemon: %s", e.Message)
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
-}
-
 // StoreUsage is the store's space accounting, dedup savings included
 // (GET /fusebox/store/usage).
 func (c *Client) StoreUsage(ctx context.Context) (cas.Usage, error) {
 	var u cas.Usage
-	err := c.storeRequest(ctx, http.MethodGet, "/fusebox/store/usage", &u)
+	err := c.request(ctx, http.MethodGet, "/fusebox/store/usage", nil, &u)
 	return u, err
 }
 
@@ -220,7 +188,7 @@ func (c *Client) StoreUsage(ctx context.Context) (cas.Usage, error) {
 // (POST /fusebox/store/fsck).
 func (c *Client) Fsck(ctx context.Context) (cas.Report, error) {
 	var r cas.Report
-	err := c.storeRequest(ctx, http.MethodPost, "/fusebox/store/fsck", &r)
+	err := c.request(ctx, http.MethodPost, "/fusebox/store/fsck", nil, &r)
 	return r, err
 }
 

@@ -17,15 +17,6 @@ import (
 // (in) and decodes a JSON answer into out (when out is not nil). An error
 // answer becomes Docker's one line, "Error response from daemon: ...".
 func (c *Client) request(ctx context.Context, method, path string, in, out any) error {
-	sock, err := daemon.SocketPath(c.Host)
-	if err != nil {
-		return err
-	}
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}}
-	defer hc.CloseIdleConnections()
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -34,19 +25,42 @@ func (c *Client) request(ctx context.Context, method, path string, in, out any) 
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://fusebox"+path, body)
+	resp, err := c.do(ctx, method, path, body)
 	if err != nil {
 		return err
 	}
-	if in != nil {
+	defer resp.Body.Close()
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// do sends one request to the daemon's socket, with a JSON body when body
+// is not nil, and returns a 2xx answer for the caller to read and close;
+// any other answer becomes a *ResponseError.
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	sock, err := daemon.SocketPath(c.Host)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}
+	req, err := http.NewRequestWithContext(ctx, method, "http://fusebox"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := hc.Do(req)
+	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot connect to the fusebox daemon at %s: %w", c.Host, err)
+		return nil, fmt.Errorf("cannot connect to the fusebox daemon at %s: %w", c.Host, err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
 		var e struct {
 			Message string `json:"message"`
 		}
@@ -54,12 +68,24 @@ func (c *Client) request(ctx context.Context, method, path string, in, out any) 
 		if e.Message == "" {
 			e.Message = resp.Status
 		}
-		return &ResponseError{Status: resp.StatusCode, Message: e.Message}
+		return nil, &ResponseError{Status: resp.StatusCode, Message: e.Message}
 	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	// One connection per call: it closes with the body.
+	resp.Body = closeTransport{resp.Body, tr}
+	return resp, nil
+}
+
+// closeTransport closes a one-call transport's idle connection with the
+// answer's body.
+type closeTransport struct {
+	io.ReadCloser
+	tr *http.Transport
+}
+
+func (c closeTransport) Close() error {
+	err := c.ReadCloser.Close()
+	c.tr.CloseIdleConnections()
+	return err
 }
 
 // ResponseError is an error answer of one of fusebox's own endpoints.

@@ -57,6 +57,9 @@ type Request struct {
 	// file before the next write, but a file open for writing during the
 	// commit would change the store's object.
 	Adopt bool
+	// Progress, when set, is called now and then with the bytes of the
+	// layer tar stored so far (see cas.IngestOptions.Progress).
+	Progress func(read int64)
 }
 
 // Result is what a commit made.
@@ -113,7 +116,7 @@ func Commit(ctx context.Context, store *cas.Store, req Request) (Result, error) 
 
 	lease := store.NewLease()
 	defer lease.Release(context.WithoutCancel(ctx))
-	info, err := IngestLayer(ctx, store, req.Mount, cas.IngestOptions{Lease: lease, Adopt: req.Adopt})
+	info, err := IngestLayer(ctx, store, req.Mount, cas.IngestOptions{Lease: lease, Adopt: req.Adopt, Progress: req.Progress})
 	if err != nil {
 		return Result{}, fmt.Errorf("commit: %w", err)
 	}

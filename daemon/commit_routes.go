@@ -9,11 +9,15 @@ import (
 	"io/fs"
 	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/jsonstream"
 
 	"github.com/fusebox/fusebox/commit"
 	fimage "github.com/fusebox/fusebox/image"
@@ -147,6 +151,10 @@ type CommitOptions struct {
 	// Config, when set, overrides the container's config field by field
 	// (the request body).
 	Config *container.Config
+	// Progress, when set, is told the bytes the new layer holds (the
+	// regular files added or rewritten, known before the layer is
+	// written) and then, now and then, the bytes of its tar stored so far.
+	Progress func(read, total int64)
 }
 
 func (d *Daemon) containerCommit(w http.ResponseWriter, r *http.Request) error {
@@ -168,11 +176,59 @@ func (d *Daemon) containerCommit(w http.ResponseWriter, r *http.Request) error {
 	} else if !errors.Is(err, io.EOF) {
 		return BadParameterf("invalid JSON in commit request: %v", err)
 	}
+	if boolParam(r, "progress") {
+		return d.commitStream(w, r, c, opts)
+	}
 	id, err := d.CommitContainer(r.Context(), c, opts)
 	if err != nil {
 		return err
 	}
 	return WriteJSON(w, http.StatusCreated, container.CommitResponse{ID: id})
+}
+
+// commitStream answers POST /commit?progress=1, fusebox's extension for
+// its CLI: Docker's JSON message stream with "Committing layer" progress,
+// then {"aux": {"ID": …}}. The stream starts with the first progress
+// report, so that an error found before any work is done (a bad tag, a bad
+// --change) is still an ordinary error answer with its status.
+func (d *Daemon) commitStream(w http.ResponseWriter, r *http.Request, c *ctr, opts CommitOptions) error {
+	var (
+		mu    sync.Mutex
+		pw    *progressWriter
+		last  time.Time
+		total int64
+	)
+	id := shortID(c.snapshot().ID)
+	opts.Progress = func(n, t int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		total = t
+		if time.Since(last) < 100*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		if pw == nil {
+			pw = newProgressWriter(w)
+		}
+		pw.send(jsonstream.Message{Status: "Committing layer", ID: id, Progress: &jsonstream.Progress{Current: min(n, total), Total: total}})
+	}
+	imageID, err := d.CommitContainer(r.Context(), c, opts)
+	mu.Lock()
+	defer mu.Unlock()
+	if pw == nil {
+		if err != nil {
+			return err
+		}
+		pw = newProgressWriter(w)
+	}
+	if err != nil {
+		pw.fail(err)
+		return nil
+	}
+	pw.send(jsonstream.Message{Status: "Committing layer", ID: id, Progress: &jsonstream.Progress{Current: total, Total: total}})
+	aux := json.RawMessage(fmt.Sprintf(`{"ID":%q}`, imageID))
+	pw.send(jsonstream.Message{Aux: &aux})
+	return nil
 }
 
 // CommitContainer makes a new image of a container's image and its
@@ -220,6 +276,11 @@ func (d *Daemon) CommitContainer(ctx context.Context, c *ctr, opts CommitOptions
 			return err
 		}
 		req.Mount = commit.Mount{Merged: m.Target, Upper: m.Upper, Changes: changes}
+		if opts.Progress != nil {
+			total := newBytes(m.Upper, changes)
+			opts.Progress(0, total)
+			req.Progress = func(n int64) { opts.Progress(n, total) }
+		}
 		// A stopped container's upper dir has no writer but this mount,
 		// made for the commit: the store may adopt its files (no second
 		// copy on disk); layerfs copies one before it is written again.
@@ -246,6 +307,36 @@ func (d *Daemon) CommitContainer(ctx context.Context, c *ctr, opts CommitOptions
 		return "", err
 	}
 	return res.ID.String(), nil
+}
+
+// newBytes is what a commit's layer will hold in file bytes: the sizes of
+// the regular files the changes added or rewrote, from the upper dir. An
+// added directory's subtree is new, so its walk costs what the change
+// does, never a walk of the image.
+func newBytes(upper string, changes []layerfs.Change) int64 {
+	var n int64
+	for _, ch := range changes {
+		if ch.Kind == layerfs.ChangeDelete {
+			continue
+		}
+		p := filepath.Join(upper, ch.Path)
+		fi, err := os.Lstat(p)
+		switch {
+		case err != nil:
+		case fi.Mode().IsRegular():
+			n += fi.Size()
+		case fi.IsDir() && ch.Kind == layerfs.ChangeAdd:
+			_ = filepath.WalkDir(p, func(_ string, e fs.DirEntry, err error) error {
+				if err == nil && e.Type().IsRegular() {
+					if info, err := e.Info(); err == nil {
+						n += info.Size()
+					}
+				}
+				return nil
+			})
+		}
+	}
+	return n
 }
 
 // pauseForCommit freezes a running container and returns what thaws it;

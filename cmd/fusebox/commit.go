@@ -1,10 +1,14 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 func init() { register(newCommitCmd) }
@@ -31,11 +35,28 @@ func newCommitCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.ContainerCommit(cmd.Context(), args[0], moby.ContainerCommitOptions{
-				Reference: ref, Comment: message, Author: author, Changes: changes, NoPause: !pause,
-			})
+			opts := moby.ContainerCommitOptions{Reference: ref, Comment: message, Author: author, Changes: changes, NoPause: !pause}
+			if !term.IsTerminal(int(os.Stderr.Fd())) {
+				res, err := c.ContainerCommit(cmd.Context(), args[0], opts)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), res.ID)
+				return nil
+			}
+			// On a terminal, a big change gets a progress bar.
+			stream, err := c.CommitStream(cmd.Context(), args[0], opts)
 			if err != nil {
 				return err
+			}
+			defer stream.Close()
+			var res struct{ ID string }
+			err = readStream(stream, cmd.OutOrStdout(), false, func(aux json.RawMessage) { _ = json.Unmarshal(aux, &res) })
+			if err != nil {
+				return err
+			}
+			if res.ID == "" {
+				return errors.New("the daemon's commit answer has no image ID")
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), res.ID)
 			return nil

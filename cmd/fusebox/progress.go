@@ -85,6 +85,12 @@ func (l *layerBars) finish() {
 // progress as bars on a terminal (big layers only); an error message in
 // the stream becomes the command's error.
 func printStream(r io.Reader, out io.Writer, quiet bool) error {
+	return readStream(r, out, quiet, nil)
+}
+
+// readStream is printStream that also hands each message's aux data (an
+// image ID, a push digest) to onAux when it is not nil.
+func readStream(r io.Reader, out io.Writer, quiet bool, onAux func(json.RawMessage)) error {
 	dec := json.NewDecoder(r)
 	bars := newLayerBars()
 	defer func() {
@@ -102,6 +108,9 @@ func printStream(r io.Reader, out io.Writer, quiet bool) error {
 		}
 		if m.Error != nil {
 			return errors.New(m.Error.Message)
+		}
+		if m.Aux != nil && onAux != nil {
+			onAux(*m.Aux)
 		}
 		switch {
 		case m.Progress != nil && bars != nil && !quiet:

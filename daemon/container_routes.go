@@ -80,7 +80,12 @@ func (d *Daemon) containerCreate(w http.ResponseWriter, r *http.Request) error {
 	if req.HostConfig == nil {
 		req.HostConfig = &container.HostConfig{}
 	}
-	id, name, warnings, err := d.CreateContainer(r.Context(), r.URL.Query().Get("name"), req.Config, req.HostConfig)
+	var eps map[string]*network.EndpointSettings
+	if req.NetworkingConfig != nil {
+		eps = req.NetworkingConfig.EndpointsConfig
+	}
+	ctx := withEndpoints(r.Context(), eps)
+	id, name, warnings, err := d.CreateContainer(ctx, r.URL.Query().Get("name"), req.Config, req.HostConfig)
 	if err != nil {
 		return err
 	}
@@ -108,6 +113,9 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg *containe
 		return "", "", nil, err
 	}
 	if err := validateHostConfig(hc); err != nil {
+		return "", "", nil, err
+	}
+	if err := d.checkNetworkCreate(ctx, cfg, hc, endpointsOf(ctx)); err != nil {
 		return "", "", nil, err
 	}
 	if cfg.StopSignal != "" {
@@ -138,7 +146,7 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg *containe
 	c := &ctr{
 		rec: containerRecord{
 			ID: id, Name: gotName, Created: time.Now().UTC(), ImageID: imageID,
-			Config: cfg, HostConfig: hc, Path: args[0], Args: args[1:],
+			Config: cfg, HostConfig: hc, Path: args[0], Args: args[1:], Endpoints: endpointsOf(ctx),
 			State: stateRecord{Status: container.StateCreated},
 		},
 		dir:     d.containerDir(id),
@@ -258,16 +266,8 @@ func validateHostConfig(hc *container.HostConfig) error {
 	if hc.AutoRemove && hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != container.RestartPolicyDisabled {
 		return BadParameterf("can't create 'AutoRemove' container with restart policy")
 	}
-	switch mode := string(hc.NetworkMode); mode {
-	case "", "default", "bridge", "none", "host":
-	default:
-		return NotFoundf("network %s not found", mode)
-	}
 	if len(hc.Binds) > 0 || len(hc.Mounts) > 0 {
 		return classed(ErrNotImplemented, "volumes and bind mounts are not supported yet")
-	}
-	if len(hc.PortBindings) > 0 {
-		return classed(ErrNotImplemented, "publishing ports is not supported yet")
 	}
 	return nil
 }
@@ -367,7 +367,7 @@ func (d *Daemon) inspect(c *ctr, size bool) container.InspectResponse {
 		}},
 		Mounts:          []container.MountPoint{},
 		Config:          rec.Config,
-		NetworkSettings: &container.NetworkSettings{},
+		NetworkSettings: d.networkSettings(rec),
 	}
 	if size {
 		rw := dirSize(filepath.Join(c.dir, "upper"))
@@ -458,7 +458,7 @@ func (d *Daemon) containerList(w http.ResponseWriter, r *http.Request) error {
 			ImageID: rec.ImageID.String(),
 			Command: commandText(rec),
 			Created: rec.Created.Unix(),
-			Ports:   []container.PortSummary{},
+			Ports:   d.portSummary(rec),
 			Labels:  rec.Config.Labels,
 			State:   rec.State.Status,
 			Status:  statusText(rec.State),

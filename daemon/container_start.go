@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -96,7 +95,16 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 	if err != nil {
 		return fmt.Errorf("mount container rootfs: %w", err)
 	}
-	spec, err := d.containerSpec(rec, c.dir, m.Target)
+	ns, err := d.setupNetwork(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil && c.snapshot().State.Status != container.StateRunning {
+			d.teardownNetwork(ctx, rec.ID)
+		}
+	}()
+	spec, err := d.containerSpec(rec, c.dir, m.Target, ns.netns)
 	if err != nil {
 		return err
 	}
@@ -104,10 +112,8 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 	if err != nil {
 		return err
 	}
-	cfg := launcher.Config{ID: rec.ID, StateDir: sdir, Spec: spec, OpenStdin: rec.Config.OpenStdin, Exe: d.cfg.Exe}
-	if rec.HostConfig.NetworkMode.IsHost() {
-		cfg.Hosts, _ = os.ReadFile("/etc/hosts")
-	}
+	cfg := launcher.Config{ID: rec.ID, StateDir: sdir, Spec: spec, OpenStdin: rec.Config.OpenStdin, Exe: d.cfg.Exe,
+		Hosts: ns.hosts, ResolvConf: ns.resolv}
 	shim, err := launcher.Start(ctx, cfg)
 	if err != nil {
 		return startFailure(err)
@@ -182,7 +188,7 @@ func (d *Daemon) failStart(ctx context.Context, c *ctr, err error) {
 
 // containerSpec turns a container's record into its runtime spec, with
 // the user resolved against the mounted rootfs.
-func (d *Daemon) containerSpec(rec containerRecord, dir, rootfs string) (*specs.Spec, error) {
+func (d *Daemon) containerSpec(rec containerRecord, dir, rootfs, netns string) (*specs.Spec, error) {
 	u, err := launcher.ResolveUser(rootfs, rec.Config.User)
 	if err != nil {
 		return nil, err
@@ -205,9 +211,7 @@ func (d *Daemon) containerSpec(rec containerRecord, dir, rootfs string) (*specs.
 	if hc.ConsoleSize[0] > 0 && hc.ConsoleSize[1] > 0 {
 		o.ConsoleHeight, o.ConsoleWidth = uint16(hc.ConsoleSize[0]), uint16(hc.ConsoleSize[1])
 	}
-	if hc.NetworkMode.IsHost() {
-		o.NetNS = launcher.NetNSHost
-	}
+	o.NetNS = netns
 	if hc.Init != nil && *hc.Init {
 		o.Init = true
 	}
@@ -233,6 +237,7 @@ func (d *Daemon) supervise(c *ctr, shim *launcher.Shim, exited chan struct{}) {
 			d.log.Warn("unmount container rootfs", "id", c.snapshot().ID, "err", err)
 		}
 	}
+	d.teardownNetwork(ctx, c.snapshot().ID)
 	c.mu.Lock()
 	ran := st.Finished.Sub(c.rec.State.StartedAt)
 	c.rec.State.Status = container.StateExited

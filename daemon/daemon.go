@@ -20,6 +20,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/fusebox/fusebox/cas"
+	"github.com/fusebox/fusebox/network"
 	"github.com/fusebox/fusebox/registry"
 )
 
@@ -79,6 +80,8 @@ type Daemon struct {
 	// containers is every container, with the event bus (containers.go).
 	containers *containerSet
 	mounts     *mountManager
+	// net gives containers their network stacks (networks.go).
+	net *network.Manager
 
 	// ImageUsers, when set (by the containers' routes), names the
 	// containers that use an image, which rmi then refuses to delete
@@ -161,6 +164,10 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	if err := d.initContainers(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := d.initNetwork(ctx); err != nil {
 		d.Close()
 		return nil, err
 	}

@@ -303,7 +303,7 @@ func (d *Daemon) containerInspect(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	return WriteJSON(w, http.StatusOK, d.inspect(c, boolParam(r, "size")))
+	return WriteJSON(w, http.StatusOK, d.withLegacyNetwork(d.inspect(c, boolParam(r, "size"))))
 }
 
 func fmtTime(t time.Time) string {

@@ -143,8 +143,9 @@ func (d *Daemon) parseNetOptions(ctx context.Context, cfg *container.Config, hc 
 		return o, BadParameterf("%v", err)
 	}
 	o.mode = mode
+	var primary network.Network
 	if mode.Kind == network.KindBridge {
-		if _, err := d.net.Network(ctx, mode.Network); err != nil {
+		if primary, err = d.net.Network(ctx, mode.Network); err != nil {
 			return o, NotFoundf("network %s not found", mode.Network)
 		}
 	}
@@ -212,6 +213,11 @@ func (d *Daemon) parseNetOptions(ctx context.Context, cfg *container.Config, hc 
 	if (o.ep.IP != "" || o.ep.MAC != "") && mode.Kind != network.KindBridge {
 		return o, BadParameterf("conflicting options: mac-address or ip and the network mode")
 	}
+	if mode.Kind == network.KindBridge {
+		if err := network.CheckEndpoint(primary, o.ep); err != nil {
+			return o, BadParameterf("%s", networkMessage(err))
+		}
+	}
 	if mode.Kind == network.KindContainer {
 		if len(o.ports) > 0 {
 			return o, BadParameterf("conflicting options: port publishing and the container type network mode")
@@ -244,8 +250,11 @@ func (d *Daemon) checkNetworkCreate(ctx context.Context, cfg *container.Config, 
 	if d.net == nil {
 		return errors.New("networking is not available")
 	}
-	_, err := d.parseNetOptions(ctx, cfg, hc, eps)
-	return err
+	o, err := d.parseNetOptions(ctx, cfg, hc, eps)
+	if err != nil {
+		return err
+	}
+	return d.net.CheckPorts("", o.ports)
 }
 
 // netStart is what a container's start needs from its network setup.
@@ -497,4 +506,66 @@ func endpointsOf(ctx context.Context) map[string]*apinet.EndpointSettings {
 func parseMAC(s string) (apinet.HardwareAddr, error) {
 	hw, err := net.ParseMAC(s)
 	return apinet.HardwareAddr(hw), err
+}
+
+// networkMessage is a network package error without its sentinel's text
+// at the end ("...: conflicting options"), which reads twice in Docker's
+// one-line errors.
+func networkMessage(err error) string {
+	msg := err.Error()
+	if u := errors.Unwrap(err); u != nil {
+		msg = strings.TrimSuffix(msg, ": "+u.Error())
+	}
+	return msg
+}
+
+// legacyNetworkSettings adds to NetworkSettings the fields of the default
+// bridge's endpoint that API 1.44 still has at its top level and that
+// scripts read (`inspect -f '{{.NetworkSettings.IPAddress}}'`); the moby
+// types of this module no longer carry them.
+type legacyNetworkSettings struct {
+	container.NetworkSettings
+	Bridge      string
+	SandboxID   string
+	SandboxKey  string
+	EndpointID  string
+	Gateway     string
+	IPAddress   string
+	IPPrefixLen int
+	MacAddress  string
+}
+
+// inspectWithNetwork is inspect's answer with legacyNetworkSettings.
+type inspectWithNetwork struct {
+	container.InspectResponse
+	NetworkSettings *legacyNetworkSettings
+}
+
+// withLegacyNetwork wraps an inspect answer for the wire.
+func (d *Daemon) withLegacyNetwork(resp container.InspectResponse) inspectWithNetwork {
+	out := inspectWithNetwork{InspectResponse: resp, NetworkSettings: &legacyNetworkSettings{}}
+	if resp.NetworkSettings != nil {
+		out.NetworkSettings.NetworkSettings = *resp.NetworkSettings
+		if ep := resp.NetworkSettings.Networks[network.DefaultNetwork]; ep != nil {
+			ns := out.NetworkSettings
+			ns.EndpointID = ep.EndpointID
+			if ep.Gateway.IsValid() {
+				ns.Gateway = ep.Gateway.String()
+			}
+			if ep.IPAddress.IsValid() {
+				ns.IPAddress = ep.IPAddress.String()
+			}
+			ns.IPPrefixLen = ep.IPPrefixLen
+			if len(ep.MacAddress) > 0 {
+				ns.MacAddress = ep.MacAddress.String()
+			}
+		}
+	}
+	if d.net != nil {
+		if sb, err := d.net.Sandbox(resp.ID); err == nil {
+			out.NetworkSettings.SandboxID = sb.ID
+			out.NetworkSettings.SandboxKey = sb.NetnsPath
+		}
+	}
+	return out
 }

@@ -146,7 +146,9 @@ func (d *Daemon) parseNetOptions(ctx context.Context, cfg *container.Config, hc 
 	var primary network.Network
 	if mode.Kind == network.KindBridge {
 		if primary, err = d.net.Network(ctx, mode.Network); err != nil {
-			return o, NotFoundf("network %s not found", mode.Network)
+			// 400, not 404: the docker CLI takes a 404 from create for a
+			// missing image and would try to pull it.
+			return o, BadParameterf("network %s not found", mode.Network)
 		}
 	}
 	for p := range cfg.ExposedPorts {
@@ -223,7 +225,7 @@ func (d *Daemon) parseNetOptions(ctx context.Context, cfg *container.Config, hc 
 			return o, BadParameterf("conflicting options: port publishing and the container type network mode")
 		}
 		if _, err := d.containers.get(mode.Container); err != nil {
-			return o, NotFoundf("No such container: %s", mode.Container)
+			return o, BadParameterf("No such container: %s", mode.Container)
 		}
 	}
 	if mode.Kind == network.KindHost {

@@ -312,3 +312,44 @@ func TestNetworkNoLeaks(t *testing.T) {
 		t.Errorf("after 50 cycles: %+v, before %+v", after, before)
 	}
 }
+
+func TestDockerCLINetwork(t *testing.T) {
+	e := withBusybox(t)
+	port := freePort(t)
+	id := strings.TrimSpace(e.dockerOK(runArgs([]string{"-d", "--name", "dweb", "-p", fmt.Sprintf("127.0.0.1:%d:80", port)}, httpd...)...))
+	if len(id) != 64 {
+		t.Fatalf("docker run -d printed %q", id)
+	}
+	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); got != testdata.BusyboxIndexContent {
+		t.Errorf("GET on the port docker published: %q", got)
+	}
+	if out := e.dockerOK("port", "dweb"); out != fmt.Sprintf("80/tcp -> 127.0.0.1:%d\n", port) {
+		t.Errorf("docker port: %q", out)
+	}
+	if out := e.dockerOK("port", "dweb", "80/tcp"); out != fmt.Sprintf("127.0.0.1:%d\n", port) {
+		t.Errorf("docker port dweb 80/tcp: %q", out)
+	}
+	if out := e.dockerOK("ps"); !strings.Contains(out, fmt.Sprintf("127.0.0.1:%d->80/tcp", port)) {
+		t.Errorf("docker ps PORTS:\n%s", out)
+	}
+	if out := e.dockerOK("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "dweb"); net.ParseIP(strings.TrimSpace(out)) == nil {
+		t.Errorf("docker inspect IPAddress: %q", out)
+	}
+	nid := strings.TrimSpace(e.dockerOK("network", "create", "dnet"))
+	ls := e.dockerOK("network", "ls")
+	if !strings.Contains(ls, nid[:12]) || !regexp.MustCompile(`(?m)^NETWORK ID\s+NAME\s+DRIVER\s+SCOPE$`).MatchString(ls) {
+		t.Errorf("docker network ls:\n%s", ls)
+	}
+	if out := e.dockerOK("network", "inspect", "-f", "{{.Name}} {{.Driver}}", "dnet"); out != "dnet bridge\n" {
+		t.Errorf("docker network inspect: %q", out)
+	}
+	e.dockerOK("run", "--rm", "--network", "dnet", "busybox", "true")
+	e.dockerOK("network", "rm", "dnet")
+	if _, errOut, code := e.docker("network", "rm", "dnet"); code == 0 || !strings.Contains(errOut, "network dnet not found") {
+		t.Errorf("docker network rm of a removed network: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := e.docker("run", "--rm", "--network", "nosuch", "busybox", "true"); code != 125 || !strings.Contains(errOut, "network nosuch not found") {
+		t.Errorf("docker run --network nosuch: exit %d, %q", code, errOut)
+	}
+	e.dockerOK("rm", "-f", "dweb")
+}

@@ -2,15 +2,18 @@ package main
 
 import (
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -254,36 +257,50 @@ func TestUserNetwork(t *testing.T) {
 	}
 }
 
-// netCounts are what a container's network stack leaves in the host: veths,
-// iptables rules, IPAM leases and netns files.
+// netCounts are what a daemon's containers leave in the host: veths on its
+// bridge, iptables rules naming its subnet, IPAM leases and netns files.
+// Each is limited to this daemon's, so that daemons of other tests running
+// at the same time do not change them.
 type netCounts struct{ veths, rules, leases, netns int }
 
-func countNet(t *testing.T, root string) netCounts {
+func countNet(t *testing.T, e *env) netCounts {
 	t.Helper()
 	var c netCounts
-	out, err := exec.Command("ip", "-o", "link", "show", "type", "veth").Output()
+	bridge := strings.TrimSpace(e.ok("network", "inspect", "-f", `{{index .Options "com.docker.network.bridge.name"}}`, "bridge"))
+	subnet := strings.TrimSpace(e.ok("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", "bridge"))
+	p, err := netip.ParsePrefix(subnet)
+	if err != nil || bridge == "" {
+		t.Fatalf("default network: bridge %q subnet %q", bridge, subnet)
+	}
+	out, err := exec.Command("ip", "-o", "link", "show", "master", bridge).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.veths = strings.Count(string(out), "\n")
+	a := p.Addr().As4()
+	prefix := fmt.Sprintf("%d.%d.%d.", a[0], a[1], a[2])
 	for _, table := range []string{"filter", "nat"} {
 		out, err := exec.Command("iptables-save", "-t", table).Output()
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, l := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(l, "-A ") || strings.HasPrefix(l, ":") {
+			if strings.HasPrefix(l, "-A ") && strings.Contains(l, prefix) && !strings.Contains(l, prefix+"0/") {
 				c.rules++
 			}
 		}
 	}
-	_ = filepath.WalkDir(filepath.Join(root, "network", "ipam"), func(p string, d os.DirEntry, err error) error {
+	_ = filepath.WalkDir(filepath.Join(e.root, "network", "ipam"), func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && net.ParseIP(d.Name()) != nil {
 			c.leases++
 		}
 		return nil
 	})
-	ents, _ := filepath.Glob("/run/fusebox/netns-*/*")
+	// The daemon's netns directory for a root other than the default:
+	// /run/fusebox/netns-<fnv32a of the root> (daemon.networkConfig).
+	h := fnv.New32a()
+	h.Write([]byte(e.root))
+	ents, _ := os.ReadDir(fmt.Sprintf("/run/fusebox/netns-%08x", h.Sum32()))
 	c.netns = len(ents)
 	return c
 }
@@ -291,7 +308,7 @@ func countNet(t *testing.T, root string) netCounts {
 func TestNetworkNoLeaks(t *testing.T) {
 	e := withBusybox(t)
 	e.ok("run", "--rm", "busybox", "true") // the bridge and chains exist from here on
-	before := countNet(t, e.root)
+	before := countNet(t, e)
 	port := freePort(t)
 	for i := 0; i < 50; i++ {
 		switch i % 3 {
@@ -308,7 +325,7 @@ func TestNetworkNoLeaks(t *testing.T) {
 			e.ok("rm", "cyc")
 		}
 	}
-	if after := countNet(t, e.root); after != before {
+	if after := countNet(t, e); after != before {
 		t.Errorf("after 50 cycles: %+v, before %+v", after, before)
 	}
 }
@@ -352,4 +369,32 @@ func TestDockerCLINetwork(t *testing.T) {
 		t.Errorf("docker run --network nosuch: exit %d, %q", code, errOut)
 	}
 	e.dockerOK("rm", "-f", "dweb")
+}
+
+// A daemon killed while containers run leaves their veths, rules, leases
+// and netns behind; the next daemon removes them at start-up.
+func TestDaemonRestartCleansNetwork(t *testing.T) {
+	e := withBusybox(t)
+	e.ok("run", "--rm", "busybox", "true")
+	before := countNet(t, e)
+	port := freePort(t)
+	e.ok("run", "-d", "--name", "ra", "-p", strconv.Itoa(port)+":80", "busybox", "sleep", "600")
+	e.ok("run", "-d", "--name", "rb", "--net", "none", "busybox", "sleep", "600")
+	if during := countNet(t, e); during.veths != before.veths+1 || during.leases != before.leases+1 || during.netns != before.netns+2 {
+		t.Errorf("while running: %+v, before %+v", during, before)
+	}
+	pid := e.daemonPID()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for syscall.Kill(pid, 0) == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.ok("ps") // starts the next daemon
+	if after := countNet(t, e); after != before {
+		t.Errorf("after the restart: %+v, before %+v", after, before)
+	}
+	// The port is free again.
+	e.ok("run", "-d", "--name", "rc", "-p", strconv.Itoa(port)+":80", "busybox", "sleep", "600")
+	e.ok("rm", "-f", "ra", "rb", "rc")
 }

@@ -80,8 +80,10 @@ type Daemon struct {
 	// containers is every container, with the event bus (containers.go).
 	containers *containerSet
 	mounts     *mountManager
-	// net gives containers their network stacks (networks.go).
-	net *network.Manager
+	// net gives containers their network stacks (networks.go); nil when
+	// networking is unavailable, for the reason in netErr.
+	net    *network.Manager
+	netErr error
 
 	// ImageUsers, when set (by the containers' routes), names the
 	// containers that use an image, which rmi then refuses to delete
@@ -163,11 +165,11 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		d.Close()
 		return nil, err
 	}
-	if err := d.initContainers(ctx); err != nil {
+	if err := d.initNetwork(ctx); err != nil {
 		d.Close()
 		return nil, err
 	}
-	if err := d.initNetwork(ctx); err != nil {
+	if err := d.initContainers(ctx); err != nil {
 		d.Close()
 		return nil, err
 	}

@@ -82,23 +82,30 @@ func networkConfig(root string, store network.Store) network.Config {
 }
 
 // initNetwork opens the network manager and tears down what containers of
-// an earlier daemon left: none of them runs any more (their rootfs was
-// served by that daemon, see initContainers), so every sandbox, veth, rule
-// and lease on record or on disk is a leftover.
+// an earlier daemon left. It runs before the containers are loaded: none
+// of them can still be running (their rootfs was served by that daemon,
+// see initContainers), so every sandbox, veth, rule and lease on record or
+// on disk is a leftover. Without the CNI plugins the daemon still serves
+// everything else; creating a container then fails with the reason.
 func (d *Daemon) initNetwork(ctx context.Context) error {
 	m, err := network.New(ctx, networkConfig(d.root, bucketNetworkStore{d.store.Bucket(networkBucket)}))
 	if err != nil {
-		return err
+		d.log.Warn("networking unavailable", "err", err)
+		d.netErr = err
+		return nil
 	}
 	d.net = m
-	live := map[string]bool{}
-	for _, c := range d.containers.all() {
-		if c.running() {
-			live[c.snapshot().ID] = true
-		}
-	}
-	if err := m.Cleanup(ctx, live); err != nil {
+	if err := m.Cleanup(ctx, nil); err != nil {
 		d.log.Warn("network cleanup at start-up", "err", err)
+	}
+	if d.root != DefaultRoot {
+		// Registered before the containers' shutdown, so it runs after it.
+		d.OnClose(func() error {
+			if err := m.Release(context.Background()); err != nil {
+				d.log.Warn("release network resources", "err", err)
+			}
+			return nil
+		})
 	}
 	return nil
 }
@@ -250,7 +257,7 @@ func endpointFor(eps map[string]*apinet.EndpointSettings, mode network.Mode) *ap
 // it is called before anything of the container exists.
 func (d *Daemon) checkNetworkCreate(ctx context.Context, cfg *container.Config, hc *container.HostConfig, eps map[string]*apinet.EndpointSettings) error {
 	if d.net == nil {
-		return errors.New("networking is not available")
+		return fmt.Errorf("networking is not available: %w", d.netErr)
 	}
 	o, err := d.parseNetOptions(ctx, cfg, hc, eps)
 	if err != nil {
@@ -269,6 +276,9 @@ type netStart struct {
 // and returns the netns to join and its /etc/hosts and /etc/resolv.conf.
 // On failure nothing is left behind.
 func (d *Daemon) setupNetwork(ctx context.Context, c *ctr) (ns netStart, err error) {
+	if d.net == nil {
+		return ns, fmt.Errorf("networking is not available: %w", d.netErr)
+	}
 	rec := c.snapshot()
 	o, err := d.parseNetOptions(ctx, rec.Config, rec.HostConfig, rec.Endpoints)
 	if err != nil {

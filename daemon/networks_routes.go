@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -14,14 +15,25 @@ import (
 
 func init() {
 	AddRoutes(func(d *Daemon, r *Router) {
-		r.Handle(http.MethodGet, "/networks", d.networkList)
-		r.Handle(http.MethodPost, "/networks/create", d.networkCreate)
-		r.Handle(http.MethodPost, "/networks/prune", d.networkPrune)
-		r.Handle(http.MethodGet, "/networks/{id}", d.networkInspect)
-		r.Handle(http.MethodDelete, "/networks/{id}", d.networkDelete)
-		r.Handle(http.MethodPost, "/networks/{id}/connect", d.networkConnect)
-		r.Handle(http.MethodPost, "/networks/{id}/disconnect", d.networkDisconnect)
+		r.Handle(http.MethodGet, "/networks", d.needNetwork(d.networkList))
+		r.Handle(http.MethodPost, "/networks/create", d.needNetwork(d.networkCreate))
+		r.Handle(http.MethodPost, "/networks/prune", d.needNetwork(d.networkPrune))
+		r.Handle(http.MethodGet, "/networks/{id}", d.needNetwork(d.networkInspect))
+		r.Handle(http.MethodDelete, "/networks/{id}", d.needNetwork(d.networkDelete))
+		r.Handle(http.MethodPost, "/networks/{id}/connect", d.needNetwork(d.networkConnect))
+		r.Handle(http.MethodPost, "/networks/{id}/disconnect", d.needNetwork(d.networkDisconnect))
 	})
+}
+
+// needNetwork answers with the reason networking is unavailable (no CNI
+// plugins) instead of running h.
+func (d *Daemon) needNetwork(h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if d.net == nil {
+			return fmt.Errorf("networking is not available: %w", d.netErr)
+		}
+		return h(w, r)
+	}
 }
 
 // apiNetwork is a network record in the Engine API's shape.

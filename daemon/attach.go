@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 
+	"github.com/fusebox/fusebox/internal/detachkeys"
 	"github.com/fusebox/fusebox/launcher"
 )
 
@@ -74,97 +75,14 @@ func (m muxWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// errDetached ends an attach whose client typed the detach keys.
-var errDetached = errors.New("detached")
-
-// parseDetachKeys reads Docker's detach key syntax: "ctrl-p,ctrl-q",
-// letters and ctrl-@, ctrl-[ and friends.
+// parseDetachKeys reads Docker's detach key syntax as a bad-parameter
+// error for the client.
 func parseDetachKeys(s string) ([]byte, error) {
-	if s == "" {
-		return []byte{16, 17}, nil
+	keys, err := detachkeys.Parse(s)
+	if err != nil {
+		return nil, BadParameterf("%v", err)
 	}
-	var out []byte
-	for _, k := range strings.Split(s, ",") {
-		k = strings.TrimSpace(k)
-		switch {
-		case len(k) == 1:
-			out = append(out, k[0])
-		case strings.HasPrefix(strings.ToLower(k), "ctrl-") && len(k) == 6:
-			c := k[5]
-			switch {
-			case c >= 'a' && c <= 'z':
-				out = append(out, c-'a'+1)
-			case c >= '@' && c <= '_':
-				out = append(out, c-'@')
-			default:
-				return nil, BadParameterf("Invalid escape keys (%s) provided", s)
-			}
-		default:
-			return nil, BadParameterf("Invalid escape keys (%s) provided", s)
-		}
-	}
-	return out, nil
-}
-
-// detachReader passes stdin through until the detach keys arrive in a
-// row, then reports errDetached. Keys that start the sequence but don't
-// finish it are passed on late, in order; a partial sequence at the end of
-// the input is dropped.
-type detachReader struct {
-	r        io.Reader
-	keys     []byte
-	matched  int
-	pending  []byte
-	detached bool
-	err      error
-	onKeys   func()
-}
-
-func (d *detachReader) Read(p []byte) (int, error) {
-	for {
-		if len(d.pending) > 0 {
-			n := copy(p, d.pending)
-			d.pending = d.pending[n:]
-			return n, nil
-		}
-		if d.detached {
-			return 0, errDetached
-		}
-		if d.err != nil {
-			return 0, d.err
-		}
-		buf := make([]byte, max(len(p), 1))
-		n, err := d.r.Read(buf)
-		for _, b := range buf[:n] {
-			if d.detached {
-				break
-			}
-			d.feed(b)
-		}
-		d.err = err
-	}
-}
-
-func (d *detachReader) feed(b byte) {
-	if len(d.keys) == 0 {
-		d.pending = append(d.pending, b)
-		return
-	}
-	if b != d.keys[d.matched] && d.matched > 0 {
-		d.pending = append(d.pending, d.keys[:d.matched]...)
-		d.matched = 0
-	}
-	if b != d.keys[d.matched] {
-		d.pending = append(d.pending, b)
-		return
-	}
-	d.matched++
-	if d.matched == len(d.keys) {
-		d.detached = true
-		if d.onKeys != nil {
-			d.onKeys()
-		}
-	}
+	return keys, nil
 }
 
 // attachment is a client's attach to a container's streams, possibly
@@ -217,7 +135,7 @@ func (d *Daemon) containerAttach(w http.ResponseWriter, r *http.Request) error {
 		a.stdio.Stderr = muxWriter{&mu, conn, 2}
 	}
 	if boolParam(r, "stdin") && rec.Config.OpenStdin {
-		a.stdio.Stdin = &detachReader{r: br, keys: keys, onKeys: cancel}
+		a.stdio.Stdin = detachkeys.NewReader(br, keys, cancel)
 	}
 	if boolParam(r, "logs") {
 		d.replayLogs(ctx, c, a.stdio, rec.Config.Tty)
@@ -415,7 +333,7 @@ func (d *Daemon) execStart(w http.ResponseWriter, r *http.Request) error {
 	}
 	if e.cfg.AttachStdin {
 		keys, _ := parseDetachKeys(e.cfg.DetachKeys)
-		stdio.Stdin = &detachReader{r: br, keys: keys}
+		stdio.Stdin = detachkeys.NewReader(br, keys, nil)
 		stdio.CloseStdin = true
 	}
 	ctx := context.WithoutCancel(r.Context())

@@ -130,6 +130,10 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg *containe
 	if hc.NetworkMode == "" {
 		hc.NetworkMode = "default"
 	}
+	mps, err := d.planMounts(cfg, hc)
+	if err != nil {
+		return "", "", nil, err
+	}
 	if hc.PidsLimit != nil && *hc.PidsLimit <= 0 {
 		hc.PidsLimit = nil
 	}
@@ -159,7 +163,14 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg *containe
 		s.releaseName(gotName, id)
 		return "", "", nil, fmt.Errorf("create container dir: %w", err)
 	}
+	undoMounts, err := d.createMounts(ctx, id, c.dir, imageID, mps)
+	if err != nil {
+		s.releaseName(gotName, id)
+		_ = os.RemoveAll(c.dir)
+		return "", "", nil, err
+	}
 	if err := s.save(ctx, c); err != nil {
+		undoMounts()
 		s.releaseName(gotName, id)
 		_ = os.RemoveAll(c.dir)
 		return "", "", nil, err
@@ -220,8 +231,11 @@ func mergeImageConfig(cfg *container.Config, img imageConfigFields) error {
 			}
 		}
 	}
-	if len(cfg.Volumes) == 0 && len(img.Volumes) > 0 {
-		cfg.Volumes = img.Volumes
+	for v := range img.Volumes {
+		if cfg.Volumes == nil {
+			cfg.Volumes = map[string]struct{}{}
+		}
+		cfg.Volumes[v] = struct{}{}
 	}
 	return nil
 }
@@ -265,9 +279,6 @@ func validateHostConfig(hc *container.HostConfig) error {
 	}
 	if hc.AutoRemove && hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != container.RestartPolicyDisabled {
 		return BadParameterf("can't create 'AutoRemove' container with restart policy")
-	}
-	if len(hc.Binds) > 0 || len(hc.Mounts) > 0 {
-		return classed(ErrNotImplemented, "volumes and bind mounts are not supported yet")
 	}
 	return nil
 }
@@ -365,7 +376,7 @@ func (d *Daemon) inspect(c *ctr, size bool) container.InspectResponse {
 			"WorkDir":   filepath.Join(c.dir, "work"),
 			"MergedDir": filepath.Join(c.dir, "merged"),
 		}},
-		Mounts:          []container.MountPoint{},
+		Mounts:          apiMounts(c.dir),
 		Config:          rec.Config,
 		NetworkSettings: d.networkSettings(rec),
 	}
@@ -430,7 +441,7 @@ func (d *Daemon) containerList(w http.ResponseWriter, r *http.Request) error {
 					return BadParameterf("invalid filter 'status=%s'", v)
 				}
 			}
-		case "name", "id", "ancestor", "label", "exited", "before", "since":
+		case "name", "id", "ancestor", "label", "exited", "before", "since", "volume":
 		default:
 			return BadParameterf("invalid filter '%s'", k)
 		}
@@ -462,7 +473,7 @@ func (d *Daemon) containerList(w http.ResponseWriter, r *http.Request) error {
 			Labels:  rec.Config.Labels,
 			State:   rec.State.Status,
 			Status:  statusText(rec.State),
-			Mounts:  []container.MountPoint{},
+			Mounts:  apiMounts(c.dir),
 		}
 		s.HostConfig.NetworkMode = string(rec.HostConfig.NetworkMode)
 		if size {
@@ -527,6 +538,9 @@ func (d *Daemon) matchContainer(ctx context.Context, rec containerRecord, f map[
 		if !matchLabels([]string{l}, rec.Config.Labels) {
 			return false
 		}
+	}
+	if !anyOf(f["volume"], func(v string) bool { return usesVolume(d.containerDir(rec.ID), v) }) {
+		return false
 	}
 	return true
 }
@@ -1132,7 +1146,11 @@ func (d *Daemon) containerDelete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := d.RemoveContainer(r.Context(), c, boolParam(r, "force")); err != nil {
+	ctx := r.Context()
+	if boolParam(r, "v") {
+		ctx = withRemoveVolumes(ctx)
+	}
+	if err := d.RemoveContainer(ctx, c, boolParam(r, "force")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -1185,6 +1203,7 @@ func (d *Daemon) RemoveContainer(ctx context.Context, c *ctr, force bool) error 
 		c.mu.Unlock()
 		return err
 	}
+	d.releaseMounts(ctx, rec, c.dir)
 	if err := os.RemoveAll(c.dir); err != nil {
 		d.log.Warn("remove container dir", "id", rec.ID, "err", err)
 	}

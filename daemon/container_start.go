@@ -89,6 +89,7 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 				d.log.Warn("unmount after failed start", "id", rec.ID, "err", uerr)
 			}
 		}
+		d.unmountVolumes(rec.ID)
 		d.failStart(ctx, c, err)
 	}()
 	m, err = d.Mount(ctx, MountSpec{Image: rec.ImageID, Target: filepath.Join(c.dir, "merged"), StateDir: c.dir})
@@ -215,6 +216,9 @@ func (d *Daemon) containerSpec(rec containerRecord, dir, rootfs, netns string) (
 	if hc.Init != nil && *hc.Init {
 		o.Init = true
 	}
+	if o.Mounts, err = d.mountSpecs(context.Background(), rec.ID, dir); err != nil {
+		return nil, err
+	}
 	return launcher.BuildSpec(o)
 }
 
@@ -237,6 +241,7 @@ func (d *Daemon) supervise(c *ctr, shim *launcher.Shim, exited chan struct{}) {
 			d.log.Warn("unmount container rootfs", "id", c.snapshot().ID, "err", err)
 		}
 	}
+	d.unmountVolumes(c.snapshot().ID)
 	d.teardownNetwork(ctx, c.snapshot().ID)
 	c.mu.Lock()
 	ran := st.Finished.Sub(c.rec.State.StartedAt)

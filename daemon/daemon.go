@@ -84,6 +84,8 @@ type Daemon struct {
 	// networking is unavailable, for the reason in netErr.
 	net    *network.Manager
 	netErr error
+	// volumes is the volume store, opened on first use (volumes.go).
+	volumes volumeState
 
 	// ImageUsers, when set (by the containers' routes), names the
 	// containers that use an image, which rmi then refuses to delete

@@ -56,4 +56,14 @@
 // veth, rule or lease is left. Start-up tears down every leftover sandbox,
 // because no container survives its daemon. Names on user networks resolve
 // through hosts files that the daemon rewrites when members join or leave.
+//
+// Volumes (package volume) live in <root>/volumes, served by /volumes
+// (volumes.go). A container's mounts (binds, volumes, tmpfs) are planned
+// and made at create (container_mounts.go): the image is mounted read-only
+// once to check each target against the image's symlinks and to seed new
+// volumes, and the resulting mount points are kept in the container's
+// state directory as mounts.json, from which start builds the runtime's
+// mounts, inspect shows Mounts, and the volume store counts its users
+// again when the daemon starts. The launcher mounts them inside the
+// container's mount namespace, so the FUSE rootfs never sees them.
 package daemon

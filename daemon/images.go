@@ -52,7 +52,8 @@ func errNoSuchImage(name string) error { return NotFoundf("No such image: %s", n
 // ResolveImage finds the image a user's name means, as Docker does: a full
 // "sha256:…" ID, then a reference (busybox → docker.io/library/busybox:latest),
 // then an ID prefix. ref is the normalised reference when the name was
-// one that is tagged, nil when it matched by ID.
+// one that is tagged, nil when it matched by ID or by a repository digest
+// ("name@sha256:…", as pulled).
 func (d *Daemon) ResolveImage(ctx context.Context, name string) (id digest.Digest, ref reference.Named, err error) {
 	if dg, err := digest.Parse(name); err == nil {
 		if _, err := d.store.Image(ctx, dg); err == nil {
@@ -61,12 +62,14 @@ func (d *Daemon) ResolveImage(ctx context.Context, name string) (id digest.Diges
 		return "", nil, errNoSuchImage(name)
 	}
 	if r, perr := fimage.ParseReference(name); perr == nil {
-		if _, isDigest := r.(reference.Digested); !isDigest {
-			if id, err := d.store.Tag(ctx, r.String()); err == nil {
-				return id, r, nil
-			} else if !errors.Is(err, cas.ErrNotFound) {
-				return "", nil, err
+		if dr, isDigest := r.(reference.Digested); isDigest {
+			if id, ok, err := d.imageByRepoDigest(ctx, reference.TrimNamed(r).String()+"@"+dr.Digest().String()); err != nil || ok {
+				return id, nil, err // a digest names the image, as an ID does
 			}
+		} else if id, err := d.store.Tag(ctx, r.String()); err == nil {
+			return id, r, nil
+		} else if !errors.Is(err, cas.ErrNotFound) {
+			return "", nil, err
 		}
 		if !fimage.IsDigestPrefix(name) {
 			return "", nil, errNoSuchImage(reference.FamiliarString(r))
@@ -84,6 +87,22 @@ func (d *Daemon) ResolveImage(ctx context.Context, name string) (id digest.Diges
 		return "", nil, err
 	}
 	return id, nil, nil
+}
+
+// imageByRepoDigest finds the image pulled or pushed as name@digest. The
+// images are few, so a scan of their records is cheaper than keeping an
+// index in step with every pull, push and removal.
+func (d *Daemon) imageByRepoDigest(ctx context.Context, repoDigest string) (digest.Digest, bool, error) {
+	recs, err := d.store.Images(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	for _, rec := range recs {
+		if slices.Contains(rec.RepoDigests, repoDigest) {
+			return rec.ID, true, nil
+		}
+	}
+	return "", false, nil
 }
 
 // imageConfig reads and decodes an image's config.

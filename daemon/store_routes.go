@@ -60,6 +60,7 @@ func (d *Daemon) systemDF(w http.ResponseWriter, r *http.Request) error {
 		}
 		du.Images = append(du.Images, s)
 	}
+	du.Volumes = d.volumeUsage(ctx)
 	return WriteJSON(w, http.StatusOK, du)
 }
 

@@ -76,6 +76,11 @@ type Options struct {
 	// does with its tini.
 	Init     bool
 	InitPath string
+
+	// Mounts are the container's own mounts (binds, volumes, tmpfs),
+	// mounted after Docker's default ones, in order, so a parent comes
+	// first; one on the destination of a default mount replaces it.
+	Mounts []specs.Mount
 }
 
 // DefaultInitPath is the init `--init` uses: Debian's tini-static (package
@@ -215,6 +220,10 @@ func BuildSpec(o Options) (*specs.Spec, error) {
 		}
 		args = append([]string{initTarget, "--"}, args...)
 		mounts = append(mounts, specs.Mount{Destination: initTarget, Type: "bind", Source: initPath, Options: []string{"bind", "ro"}})
+	}
+	mounts, err = withUserMounts(mounts, o.Mounts)
+	if err != nil {
+		return nil, err
 	}
 
 	s := &specs.Spec{
@@ -469,4 +478,30 @@ var capNames = []string{
 	"CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
 	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
 	"CAP_CHECKPOINT_RESTORE",
+}
+
+// withUserMounts appends the container's own mounts to the default ones,
+// dropping a default mount that a user mount replaces (a volume on
+// /dev/shm, a bind of /etc/hosts), as Docker does.
+func withUserMounts(defaults, user []specs.Mount) ([]specs.Mount, error) {
+	if len(user) == 0 {
+		return defaults, nil
+	}
+	replaced := map[string]bool{}
+	for _, m := range user {
+		if !filepath.IsAbs(m.Destination) {
+			return nil, fmt.Errorf("%w: mount destination %q is not an absolute path", ErrInvalidOptions, m.Destination)
+		}
+		if m.Type == "bind" && !filepath.IsAbs(m.Source) {
+			return nil, fmt.Errorf("%w: bind source %q is not an absolute path", ErrInvalidOptions, m.Source)
+		}
+		replaced[filepath.Clean(m.Destination)] = true
+	}
+	out := make([]specs.Mount, 0, len(defaults)+len(user))
+	for _, m := range defaults {
+		if !replaced[m.Destination] {
+			out = append(out, m)
+		}
+	}
+	return append(out, user...), nil
 }

@@ -26,6 +26,8 @@ type containerOpts struct {
 	cpuShares, pidsLimit                         int64
 	stopTimeout                                  int
 	entrypointSet, stopTimeoutSet                bool
+	// mounts are -v, --mount, --tmpfs and --volumes-from (container_volumes.go).
+	mounts mountOpts
 }
 
 // memBytes is a byte count flag that takes Docker's units (512m, 1g).
@@ -77,6 +79,7 @@ func (o *containerOpts) addFlags(fl *pflag.FlagSet) {
 	fl.StringArrayVarP(&o.labels, "label", "l", nil, "Set meta data on a container")
 	fl.StringArrayVarP(&o.attach, "attach", "a", nil, "Attach to STDIN, STDOUT or STDERR")
 	o.net.addFlags(fl)
+	o.mounts.addFlags(fl)
 }
 
 // config turns the flags and the positional IMAGE [COMMAND...] into the
@@ -139,6 +142,9 @@ func (o *containerOpts) config(fl *pflag.FlagSet, args []string) (*container.Con
 	if o.init {
 		t := true
 		hc.Init = &t
+	}
+	if err = o.mounts.apply(cfg, hc); err != nil {
+		return nil, nil, err
 	}
 	if o.netCfg, err = o.net.apply(cfg, hc); err != nil {
 		return nil, nil, err

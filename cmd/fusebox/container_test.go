@@ -330,6 +330,60 @@ func TestRunInteractiveUnderPTY(t *testing.T) {
 	}
 }
 
+// TestDetachKeysUnderPTY types ctrl-p ctrl-q into `run -it`: the client
+// leaves with status 0 and the container keeps running, for fusebox's CLI
+// and for docker's (whose keys the daemon watches).
+func TestDetachKeysUnderPTY(t *testing.T) {
+	e := withBusybox(t)
+	detach := func(name string, cmd *exec.Cmd) {
+		t.Run(name, func(t *testing.T) {
+			ptmx, err := pty.Start(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ptmx.Close()
+			var mu sync.Mutex
+			var buf bytes.Buffer
+			go func() {
+				b := make([]byte, 4096)
+				for {
+					n, err := ptmx.Read(b)
+					mu.Lock()
+					buf.Write(b[:n])
+					mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			}()
+			seen := func(s string) bool { mu.Lock(); defer mu.Unlock(); return strings.Contains(buf.String(), s) }
+			waitFor(t, "the shell prompt", func() bool { return seen("/ # ") })
+			fmt.Fprint(ptmx, "\x10\x11")
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("detach: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Errorf("the client did not leave on ctrl-p ctrl-q")
+			}
+			if got := strings.TrimSpace(e.ok("inspect", "-f", "{{.State.Running}}", name)); got != "true" {
+				t.Errorf("after detach the container is running=%s, want true", got)
+			}
+			e.ok("rm", "-f", name)
+		})
+	}
+	detach("det-fusebox", exec.Command(fuseboxBin, "--root", e.root, "-H", e.host, "run", "-it", "--name", "det-fusebox", "busybox", "sh"))
+	if _, err := exec.LookPath("docker"); err == nil {
+		d := exec.Command("docker", "run", "-it", "--name", "det-docker", "busybox", "sh")
+		d.Env = append(os.Environ(), "DOCKER_HOST="+e.host, "DOCKER_CONFIG="+filepath.Join(e.root, "docker-config"))
+		detach("det-docker", d)
+	}
+}
+
 func TestDockerCLIContainers(t *testing.T) {
 	requireDocker(t)
 	e := withBusybox(t)

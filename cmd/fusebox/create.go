@@ -44,7 +44,6 @@ func newCreateCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
-	cmd.SetFlagErrorFunc(runFlagError)
 	o.addFlags(cmd.Flags())
 	return cmd
 }
@@ -113,10 +112,4 @@ func copyOutput(r io.Reader, tty bool, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return err
-}
-
-// runFlagError is the flag error of the verbs that run a command (run,
-// create, exec): Docker exits 125 for them, before anything is created.
-func runFlagError(c *cobra.Command, err error) error {
-	return &statusError{code: 125, err: fmt.Errorf("%w\nSee '%s --help'", err, c.CommandPath())}
 }

@@ -7,6 +7,8 @@ import (
 
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/internal/detachkeys"
 )
 
 func init() { register(newExecCmd) }
@@ -77,7 +79,7 @@ func newExecCmd() *cobra.Command {
 			err = pump(&att.HijackedResponse, tty, stdin, t.out, t.errOut, detachKeys)
 			stop()
 			restore()
-			if errors.Is(err, errDetached) {
+			if errors.Is(err, detachkeys.ErrDetached) {
 				return nil
 			}
 			if err != nil {
@@ -94,7 +96,6 @@ func newExecCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
-	cmd.SetFlagErrorFunc(runFlagError)
 	fl := cmd.Flags()
 	fl.BoolVarP(&interactive, "interactive", "i", false, "Keep STDIN open even if not attached")
 	fl.BoolVarP(&tty, "tty", "t", false, "Allocate a pseudo-TTY")

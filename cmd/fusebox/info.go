@@ -22,12 +22,7 @@ func newInfoCmd() *cobra.Command {
 		Short: "Display system-wide information",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "" {
-				if _, err := formatter.Parse(format); err != nil {
-					return err
-				}
-			}
-			c, err := dial(cmd)
+			c, err := dialFormatted(cmd, format)
 			if err != nil {
 				return err
 			}

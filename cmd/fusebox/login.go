@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/fusebox/fusebox/image"
 	"github.com/fusebox/fusebox/registry"
 )
 
@@ -31,6 +32,26 @@ func loadDockerConfig() (*configfile.ConfigFile, error) {
 		return nil, fmt.Errorf("read docker config: %w", err)
 	}
 	return cf, nil
+}
+
+// registryReference parses the NAME[:TAG|@DIGEST] of pull and push: with
+// --all-tags it must be a bare repository, otherwise a missing tag means
+// latest.
+func registryReference(arg string, all bool) (reference.Named, error) {
+	named, err := reference.ParseNormalizedNamed(arg)
+	if err != nil {
+		if _, perr := image.ParseReference(arg); perr != nil {
+			return nil, perr
+		}
+		return nil, err
+	}
+	if all && !reference.IsNameOnly(named) {
+		return nil, errors.New("tag can't be used with --all-tags/-a")
+	}
+	if !all {
+		named = reference.TagNameOnly(named)
+	}
+	return named, nil
 }
 
 // authHeader is the X-Registry-Auth value for ref's registry: the stored

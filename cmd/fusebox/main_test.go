@@ -254,10 +254,20 @@ func TestAutostartFailurePointsAtLog(t *testing.T) {
 
 func TestBadFlags(t *testing.T) {
 	e := newEnv(t)
-	for _, args := range [][]string{{"version", "--nope"}, {"info", "extra"}, {"-H", "tcp://127.0.0.1:1", "version"}, {"version", "--format", "{{.Nope"}} {
-		_, errOut, code := e.fusebox(args...)
-		if code != 1 || !strings.HasPrefix(errOut, "fusebox: ") {
-			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
+	for _, tt := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"version", "--nope"}, 125},
+		{[]string{"ps", "--bogus"}, 125},
+		{[]string{"images", "-Z"}, 125},
+		{[]string{"info", "extra"}, 1},
+		{[]string{"-H", "tcp://127.0.0.1:1", "version"}, 1},
+		{[]string{"version", "--format", "{{.Nope"}, 1},
+	} {
+		_, errOut, code := e.fusebox(tt.args...)
+		if code != tt.code || !strings.HasPrefix(errOut, "fusebox: ") {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d", tt.args, code, errOut, tt.code)
 		}
 	}
 	if e.daemonPID() != 0 {

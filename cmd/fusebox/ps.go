@@ -117,7 +117,7 @@ func containerListCmd(use string) *cobra.Command {
 	fl.BoolVarP(&size, "size", "s", false, "Display total file sizes")
 	fl.BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
 	fl.StringVar(&format, "format", "", "Format output using a custom template ('table', 'table TEMPLATE', 'json' or a Go template)")
-	fl.StringArrayVarP(&filters, "filter", "f", nil, "Filter output based on conditions provided (status=, name=, ancestor=, label=)")
+	fl.StringArrayVarP(&filters, "filter", "f", nil, "Filter output based on conditions provided (status=, name=, ancestor=, label=, volume=)")
 	return cmd
 }
 

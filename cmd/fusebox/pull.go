@@ -3,12 +3,10 @@ package main
 import (
 	"fmt"
 
-	"github.com/distribution/reference"
 	moby "github.com/moby/moby/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/fusebox/fusebox/image"
 	"github.com/fusebox/fusebox/registry"
 )
 
@@ -25,18 +23,9 @@ func newPullCmd() *cobra.Command {
 		Short: "Download an image from a registry",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			named, err := reference.ParseNormalizedNamed(args[0])
+			named, err := registryReference(args[0], all)
 			if err != nil {
-				if _, perr := image.ParseReference(args[0]); perr != nil {
-					return perr
-				}
 				return err
-			}
-			if all && !reference.IsNameOnly(named) {
-				return fmt.Errorf("tag can't be used with --all-tags/-a")
-			}
-			if !all {
-				named = reference.TagNameOnly(named)
 			}
 			opts := moby.ImagePullOptions{All: all}
 			if platform != "" {

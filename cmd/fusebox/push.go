@@ -6,8 +6,6 @@ import (
 	"github.com/distribution/reference"
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
-
-	"github.com/fusebox/fusebox/image"
 )
 
 func init() { register(newPushCmd) }
@@ -22,21 +20,12 @@ func newPushCmd() *cobra.Command {
 		Short: "Upload an image to a registry",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			named, err := reference.ParseNormalizedNamed(args[0])
+			named, err := registryReference(args[0], all)
 			if err != nil {
-				if _, perr := image.ParseReference(args[0]); perr != nil {
-					return perr
-				}
 				return err
 			}
 			if _, ok := named.(reference.Digested); ok {
 				return errors.New("cannot push a digest reference")
-			}
-			if all && !reference.IsNameOnly(named) {
-				return errors.New("tag can't be used with --all-tags/-a")
-			}
-			if !all {
-				named = reference.TagNameOnly(named)
 			}
 			opts := moby.ImagePushOptions{All: all}
 			if opts.RegistryAuth, err = authHeader(named); err != nil {

@@ -73,6 +73,20 @@ func TestPullPushCLI(t *testing.T) {
 	if out := e.ok("images", "--digests"); !regexp.MustCompile(regexp.QuoteMeta(reg.Host+"/busybox") + `\s+latest\s+sha256:[0-9a-f]{64}\s+` + img.ID.Encoded()[:12]).MatchString(out) {
 		t.Errorf("images --digests:\n%s", out)
 	}
+	// The pulled digest names the image, for inspect and for run.
+	dg := strings.TrimSpace(e.ok("images", "--digests", "--format", "{{.Digest}}", reg.Host+"/busybox"))
+	byDigest := reg.Host + "/busybox@" + dg
+	if out := e.ok("image", "inspect", "-f", "{{.Id}}", byDigest); strings.TrimSpace(out) != img.ID.String() {
+		t.Errorf("inspect %s: %q, want %s", byDigest, out, img.ID)
+	}
+	if os.Geteuid() == 0 {
+		if out := e.ok("run", "--rm", byDigest, "cat", "/"+testdata.BusyboxIndex); out != testdata.BusyboxIndexContent {
+			t.Errorf("run %s: %q", byDigest, out)
+		}
+	}
+	if _, errOut, code := e.fusebox("image", "inspect", reg.Host+"/busybox@sha256:"+strings.Repeat("0", 64)); code != 1 || !strings.Contains(errOut, "No such image") {
+		t.Errorf("inspect of an unknown digest: exit %d, %q", code, errOut)
+	}
 	if out := e.ok("pull", "-q", name); out != name+"\n" {
 		t.Errorf("pull -q: %q", out)
 	}

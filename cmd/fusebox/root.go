@@ -9,6 +9,7 @@ import (
 
 	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/daemon"
+	"github.com/fusebox/fusebox/internal/formatter"
 )
 
 // commands holds the constructors of the top-level commands. Each verb lives
@@ -45,8 +46,10 @@ func newRootCmd() *cobra.Command {
 	}
 	root.Flags().StringVarP(&globals.host, "host", "H", envOr("FUSEBOX_HOST", daemon.DefaultHost), "Daemon socket to connect to (unix:///path; env FUSEBOX_HOST)")
 	root.Flags().StringVar(&globals.root, "root", envOr("FUSEBOX_ROOT", daemon.DefaultRoot), "Root directory of the daemon's state (env FUSEBOX_ROOT)")
+	// A bad flag is the CLI's own failure: Docker exits 125 for it, before
+	// anything is sent to the daemon (and so before one is started).
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w\nSee '%s --help'", err, c.CommandPath())
+		return &statusError{code: 125, err: fmt.Errorf("%w\nSee '%s --help'", err, c.CommandPath())}
 	})
 	for _, newCmd := range commands {
 		root.AddCommand(newCmd())
@@ -58,6 +61,17 @@ func newRootCmd() *cobra.Command {
 // nothing answers on its socket.
 func dial(cmd *cobra.Command) (*client.Client, error) {
 	return client.Connect(cmd.Context(), client.Options{Host: globals.host, Root: globals.root})
+}
+
+// dialFormatted checks a --format template before dialing, so that a bad
+// template fails at once instead of after a daemon was started for it.
+func dialFormatted(cmd *cobra.Command, format string) (*client.Client, error) {
+	if format != "" {
+		if _, err := formatter.Parse(format); err != nil {
+			return nil, err
+		}
+	}
+	return dial(cmd)
 }
 
 // run executes the CLI and returns the process exit status.

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/client"
+	"github.com/fusebox/fusebox/internal/detachkeys"
 )
 
 func init() { register(newRunCmd) }
@@ -69,7 +70,6 @@ func newRunCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
-	cmd.SetFlagErrorFunc(runFlagError)
 	o.addFlags(cmd.Flags())
 	fl := cmd.Flags()
 	fl.BoolVarP(&detach, "detach", "d", false, "Run container in background and print container ID")
@@ -184,7 +184,7 @@ func runAttached(ctx context.Context, c *client.Client, t *terminal, id string, 
 			stderr = io.Discard
 		}
 		err := pump(resp, cfg.Tty, stdin, stdout, stderr, how.detachKeys)
-		if errors.Is(err, errDetached) {
+		if errors.Is(err, detachkeys.ErrDetached) {
 			restore()
 			return nil
 		}

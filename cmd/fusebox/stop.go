@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 
-	"github.com/fusebox/fusebox/client"
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() {

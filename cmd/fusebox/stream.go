@@ -13,83 +13,9 @@ import (
 	moby "github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
+
+	"github.com/fusebox/fusebox/internal/detachkeys"
 )
-
-// errDetached reports that the user typed the detach keys.
-var errDetached = errors.New("detached")
-
-// defaultDetachKeys is Docker's ctrl-p ctrl-q.
-const defaultDetachKeys = "ctrl-p,ctrl-q"
-
-// detachKeyBytes turns "ctrl-p,ctrl-q" into the bytes a terminal sends.
-func detachKeyBytes(s string) []byte {
-	if s == "" {
-		s = defaultDetachKeys
-	}
-	var out []byte
-	for _, k := range strings.Split(s, ",") {
-		k = strings.ToLower(strings.TrimSpace(k))
-		switch {
-		case len(k) == 1:
-			out = append(out, k[0])
-		case strings.HasPrefix(k, "ctrl-") && len(k) == 6 && k[5] >= 'a' && k[5] <= 'z':
-			out = append(out, k[5]-'a'+1)
-		case strings.HasPrefix(k, "ctrl-") && len(k) == 6:
-			out = append(out, strings.ToUpper(k)[5]-'@')
-		}
-	}
-	return out
-}
-
-// escapeReader passes input through until the detach keys arrive in a
-// row; then it fails with errDetached. A partial sequence is held back and
-// passed on once it can't complete.
-type escapeReader struct {
-	r        io.Reader
-	keys     []byte
-	matched  int
-	pending  []byte
-	detached bool
-	err      error
-}
-
-func (e *escapeReader) Read(p []byte) (int, error) {
-	for {
-		if len(e.pending) > 0 {
-			n := copy(p, e.pending)
-			e.pending = e.pending[n:]
-			return n, nil
-		}
-		if e.detached {
-			return 0, errDetached
-		}
-		if e.err != nil {
-			return 0, e.err
-		}
-		buf := make([]byte, max(len(p), 1))
-		n, err := e.r.Read(buf)
-		for _, b := range buf[:n] {
-			if e.detached {
-				break
-			}
-			switch {
-			case len(e.keys) == 0:
-				e.pending = append(e.pending, b)
-				continue
-			case b != e.keys[e.matched] && e.matched > 0:
-				e.pending = append(e.pending, e.keys[:e.matched]...)
-				e.matched = 0
-			}
-			if b != e.keys[e.matched] {
-				e.pending = append(e.pending, b)
-				continue
-			}
-			e.matched++
-			e.detached = e.matched == len(e.keys)
-		}
-		e.err = err
-	}
-}
 
 // terminal is the CLI's own stdin and stdout, and whether they are
 // terminals.
@@ -163,7 +89,7 @@ func (t *terminal) watchResize(ctx context.Context, resize func(h, w uint)) {
 
 // pump copies stdin to a hijacked connection and its output to the
 // terminal until the output ends. With a tty the output is raw; otherwise
-// it is Docker's multiplexed stream. It returns errDetached when the user
+// it is Docker's multiplexed stream. It returns detachkeys.ErrDetached when the user
 // typed the detach keys.
 func pump(resp *moby.HijackedResponse, tty bool, stdin io.Reader, stdout, stderr io.Writer, detachKeys string) error {
 	outDone := make(chan error, 1)
@@ -178,9 +104,13 @@ func pump(resp *moby.HijackedResponse, tty bool, stdin io.Reader, stdout, stderr
 	}()
 	detached := make(chan struct{})
 	if stdin != nil {
+		keys, err := detachkeys.Parse(detachKeys)
+		if err != nil {
+			return err
+		}
 		go func() {
-			_, err := io.Copy(resp.Conn, &escapeReader{r: stdin, keys: detachKeyBytes(detachKeys)})
-			if errors.Is(err, errDetached) {
+			_, err := io.Copy(resp.Conn, detachkeys.NewReader(stdin, keys, nil))
+			if errors.Is(err, detachkeys.ErrDetached) {
 				close(detached)
 				return
 			}
@@ -195,7 +125,7 @@ func pump(resp *moby.HijackedResponse, tty bool, stdin io.Reader, stdout, stderr
 		return nil
 	case <-detached:
 		resp.Close()
-		return errDetached
+		return detachkeys.ErrDetached
 	}
 }
 

@@ -57,12 +57,7 @@ func newVersionCmd() *cobra.Command {
 		Short: "Show the fusebox version information",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "" {
-				if _, err := formatter.Parse(format); err != nil {
-					return err
-				}
-			}
-			c, err := dial(cmd)
+			c, err := dialFormatted(cmd, format)
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	moby "github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/internal/formatter"
+)
+
+func init() { register(newVolumeCmd) }
+
+// newVolumeCmd is the `volume` group: create, ls, rm, inspect, prune.
+func newVolumeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "volume COMMAND",
+		Short: "Manage volumes",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newVolumeCreateCmd(), newVolumeListCmd(), newVolumeRemoveCmd(), newVolumeInspectCmd(), newVolumePruneCmd())
+	return cmd
+}
+
+// keyValues reads KEY=VALUE flags (labels, driver options) into a map.
+func keyValues(what string, vals []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range vals {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "" {
+			return nil, fmt.Errorf("invalid %s %q: empty name", what, kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func newVolumeCreateCmd() *cobra.Command {
+	var name, driver string
+	var labels, opts []string
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS] [VOLUME]",
+		Short: "Create a volume",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if name != "" && name != args[0] {
+					return fmt.Errorf("conflicting options: cannot specify a volume-name through both --name and as a positional arg")
+				}
+				name = args[0]
+			}
+			l, err := keyValues("label", labels)
+			if err != nil {
+				return err
+			}
+			o, err := keyValues("option", opts)
+			if err != nil {
+				return err
+			}
+			c, err := dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			res, err := c.VolumeCreate(cmd.Context(), moby.VolumeCreateOptions{Name: name, Driver: driver, Labels: l, DriverOpts: o})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), res.Volume.Name)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&name, "name", "", "Specify volume name")
+	fl.StringVarP(&driver, "driver", "d", "local", "Specify volume driver name")
+	fl.StringArrayVar(&labels, "label", nil, "Set metadata for a volume")
+	fl.StringArrayVarP(&opts, "opt", "o", nil, "Set driver specific options")
+	return cmd
+}
+
+// volumeRow is one line of `volume ls`; --format templates name its fields.
+type volumeRow struct {
+	Driver, Name, Scope, Mountpoint, Labels, CreatedAt string
+}
+
+func newVolumeListCmd() *cobra.Command {
+	var quiet bool
+	var format string
+	var filters []string
+	cmd := &cobra.Command{
+		Use:     "ls [OPTIONS]",
+		Aliases: []string{"list"},
+		Short:   "List volumes",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f := moby.Filters{}
+			for _, kv := range filters {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return fmt.Errorf("bad format of filter (expected name=value)")
+				}
+				f.Add(k, v)
+			}
+			if format != "" && !quiet {
+				if _, err := formatter.Parse(strings.TrimPrefix(format, "table")); err != nil {
+					return err
+				}
+			}
+			c, err := dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			res, err := c.VolumeList(cmd.Context(), moby.VolumeListOptions{Filters: f})
+			if err != nil {
+				return err
+			}
+			var rows []any
+			for _, v := range res.Items {
+				var labels []string
+				for k, val := range v.Labels {
+					labels = append(labels, k+"="+val)
+				}
+				rows = append(rows, volumeRow{
+					Driver: v.Driver, Name: v.Name, Scope: v.Scope, Mountpoint: v.Mountpoint,
+					Labels: strings.Join(labels, ","), CreatedAt: v.CreatedAt,
+				})
+			}
+			return formatter.List{
+				Format:       format,
+				DefaultTable: "{{.Driver}}\t{{.Name}}",
+				Headers: map[string]string{
+					"Driver": "DRIVER", "Name": "VOLUME NAME", "Scope": "SCOPE",
+					"Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "CreatedAt": "CREATED",
+				},
+				Quiet:      quiet,
+				QuietField: "Name",
+			}.Write(cmd.OutOrStdout(), rows)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&quiet, "quiet", "q", false, "Only display volume names")
+	fl.StringVar(&format, "format", "", "Format output using a custom template ('table', 'table TEMPLATE', 'json' or a Go template)")
+	fl.StringArrayVarP(&filters, "filter", "f", nil, "Provide filter values (e.g. 'dangling=true')")
+	return cmd
+}
+
+func newVolumeRemoveCmd() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm [OPTIONS] VOLUME [VOLUME...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove one or more volumes",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return forEach(cmd, args, func(name string) error {
+				_, err := c.VolumeRemove(cmd.Context(), name, moby.VolumeRemoveOptions{Force: force})
+				return err
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of one or more volumes")
+	return cmd
+}
+
+func newVolumeInspectCmd() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] VOLUME [VOLUME...]",
+		Short: "Display detailed information on one or more volumes",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var raws []json.RawMessage
+			var errs []error
+			for _, name := range args {
+				res, err := c.VolumeInspect(cmd.Context(), name, moby.VolumeInspectOptions{})
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				b, err := json.Marshal(res.Volume)
+				if err != nil {
+					return err
+				}
+				raws = append(raws, json.RawMessage(bytes.TrimSpace(b)))
+			}
+			if err := printInspect(cmd.OutOrStdout(), format, raws); err != nil {
+				return err
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
+	return cmd
+}
+
+func newVolumePruneCmd() *cobra.Command {
+	var all, force bool
+	var filters []string
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove unused local volumes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f := moby.Filters{}
+			for _, kv := range filters {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return fmt.Errorf("bad format of filter (expected name=value)")
+				}
+				f.Add(k, v)
+			}
+			warning := "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] "
+			if all {
+				warning = "WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] "
+			}
+			if !force {
+				fmt.Fprint(cmd.ErrOrStderr(), warning)
+				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+					return nil
+				}
+			}
+			c, err := dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			res, err := c.VolumePrune(cmd.Context(), moby.VolumePruneOptions{All: all, Filters: f})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if len(res.Report.VolumesDeleted) > 0 {
+				fmt.Fprintln(out, "Deleted Volumes:")
+				for _, v := range res.Report.VolumesDeleted {
+					fmt.Fprintln(out, v)
+				}
+				fmt.Fprintln(out)
+			}
+			fmt.Fprintln(out, "Total reclaimed space:", formatter.Size(int64(res.Report.SpaceReclaimed)))
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&all, "all", "a", false, "Remove all unused volumes, not just anonymous ones")
+	fl.BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	fl.StringArrayVar(&filters, "filter", nil, "Provide filter values (e.g. 'label=<label>')")
+	return cmd
+}

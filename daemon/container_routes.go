@@ -80,7 +80,12 @@ func (d *Daemon) containerCreate(w http.ResponseWriter, r *http.Request) error {
 	if req.HostConfig == nil {
 		req.HostConfig = &container.HostConfig{}
 	}
-	id, name, warnings, err := d.CreateContainer(r.Context(), r.URL.Query().Get("name"), req.Config, req.HostConfig)
+	var eps map[string]*network.EndpointSettings
+	if req.NetworkingConfig != nil {
+		eps = req.NetworkingConfig.EndpointsConfig
+	}
+	ctx := withEndpoints(r.Context(), eps)
+	id, name, warnings, err := d.CreateContainer(ctx, r.URL.Query().Get("name"), req.Config, req.HostConfig)
 	if err != nil {
 		return err
 	}
@@ -108,6 +113,9 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg *containe
 		return "", "", nil, err
 	}
 	if err := validateHostConfig(hc); err != nil {
+		return "", "", nil, err
+	}
+	if err := d.checkNetworkCreate(ctx, cfg, hc, endpointsOf(ctx)); err != nil {
 		return "", "", nil, err
 	}
 	if cfg.StopSignal != "" {
@@ -142,7 +150,7 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg *containe
 	c := &ctr{
 		rec: containerRecord{
 			ID: id, Name: gotName, Created: time.Now().UTC(), ImageID: imageID,
-			Config: cfg, HostConfig: hc, Path: args[0], Args: args[1:],
+			Config: cfg, HostConfig: hc, Path: args[0], Args: args[1:], Endpoints: endpointsOf(ctx),
 			State: stateRecord{Status: container.StateCreated},
 		},
 		dir:     d.containerDir(id),
@@ -272,14 +280,6 @@ func validateHostConfig(hc *container.HostConfig) error {
 	if hc.AutoRemove && hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != container.RestartPolicyDisabled {
 		return BadParameterf("can't create 'AutoRemove' container with restart policy")
 	}
-	switch mode := string(hc.NetworkMode); mode {
-	case "", "default", "bridge", "none", "host":
-	default:
-		return NotFoundf("network %s not found", mode)
-	}
-	if len(hc.PortBindings) > 0 {
-		return classed(ErrNotImplemented, "publishing ports is not supported yet")
-	}
 	return nil
 }
 
@@ -314,7 +314,7 @@ func (d *Daemon) containerInspect(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	return WriteJSON(w, http.StatusOK, d.inspect(c, boolParam(r, "size")))
+	return WriteJSON(w, http.StatusOK, d.withLegacyNetwork(d.inspect(c, boolParam(r, "size"))))
 }
 
 func fmtTime(t time.Time) string {
@@ -378,7 +378,7 @@ func (d *Daemon) inspect(c *ctr, size bool) container.InspectResponse {
 		}},
 		Mounts:          apiMounts(c.dir),
 		Config:          rec.Config,
-		NetworkSettings: &container.NetworkSettings{},
+		NetworkSettings: d.networkSettings(rec),
 	}
 	if size {
 		rw := dirSize(filepath.Join(c.dir, "upper"))
@@ -469,7 +469,7 @@ func (d *Daemon) containerList(w http.ResponseWriter, r *http.Request) error {
 			ImageID: rec.ImageID.String(),
 			Command: commandText(rec),
 			Created: rec.Created.Unix(),
-			Ports:   []container.PortSummary{},
+			Ports:   d.portSummary(rec),
 			Labels:  rec.Config.Labels,
 			State:   rec.State.Status,
 			Status:  statusText(rec.State),

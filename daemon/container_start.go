@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -81,6 +80,7 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 		return errNotModified
 	}
 	var m *ImageMount
+	supervised := false
 	t0 := time.Now()
 	var tMount, tSpec, tShim time.Time
 	defer func() {
@@ -89,12 +89,15 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 				"shim", tShim.Sub(tSpec), "begin", time.Since(tShim))
 			return
 		}
-		if m != nil {
-			if uerr := m.Unmount(); uerr != nil {
-				d.log.Warn("unmount after failed start", "id", rec.ID, "err", uerr)
+		if !supervised {
+			// Once supervised, the supervisor undoes the start.
+			if m != nil {
+				if uerr := m.Unmount(); uerr != nil {
+					d.log.Warn("unmount after failed start", "id", rec.ID, "err", uerr)
+				}
 			}
+			d.unmountVolumes(rec.ID)
 		}
-		d.unmountVolumes(rec.ID)
 		d.failStart(ctx, c, err)
 	}()
 	m, err = d.Mount(ctx, MountSpec{Image: rec.ImageID, Target: filepath.Join(c.dir, "merged"), StateDir: c.dir})
@@ -102,7 +105,16 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 		return fmt.Errorf("mount container rootfs: %w", err)
 	}
 	tMount = time.Now()
-	spec, err := d.containerSpec(rec, c.dir, m.Target)
+	ns, err := d.setupNetwork(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil && !supervised {
+			d.teardownNetwork(ctx, rec.ID)
+		}
+	}()
+	spec, err := d.containerSpec(rec, c.dir, m.Target, ns.netns)
 	if err != nil {
 		return err
 	}
@@ -110,10 +122,8 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 	if err != nil {
 		return err
 	}
-	cfg := launcher.Config{ID: rec.ID, StateDir: sdir, Spec: spec, OpenStdin: rec.Config.OpenStdin, Exe: d.cfg.Exe}
-	if rec.HostConfig.NetworkMode.IsHost() {
-		cfg.Hosts, _ = os.ReadFile("/etc/hosts")
-	}
+	cfg := launcher.Config{ID: rec.ID, StateDir: sdir, Spec: spec, OpenStdin: rec.Config.OpenStdin, Exe: d.cfg.Exe,
+		Hosts: ns.hosts, ResolvConf: ns.resolv}
 	tSpec = time.Now()
 	shim, err := launcher.Start(ctx, cfg)
 	if err != nil {
@@ -143,6 +153,7 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 	}
 	d.containers.wg.Add(1)
 	go d.supervise(c, shim, exited)
+	supervised = true
 	if err := shim.Begin(ctx); err != nil {
 		_ = shim.Signal(ctx, syscall.SIGKILL)
 		return fmt.Errorf("start container: %w", err)
@@ -192,7 +203,7 @@ func (d *Daemon) failStart(ctx context.Context, c *ctr, err error) {
 
 // containerSpec turns a container's record into its runtime spec, with
 // the user resolved against the mounted rootfs.
-func (d *Daemon) containerSpec(rec containerRecord, dir, rootfs string) (*specs.Spec, error) {
+func (d *Daemon) containerSpec(rec containerRecord, dir, rootfs, netns string) (*specs.Spec, error) {
 	u, err := launcher.ResolveUser(rootfs, rec.Config.User)
 	if err != nil {
 		return nil, err
@@ -215,9 +226,7 @@ func (d *Daemon) containerSpec(rec containerRecord, dir, rootfs string) (*specs.
 	if hc.ConsoleSize[0] > 0 && hc.ConsoleSize[1] > 0 {
 		o.ConsoleHeight, o.ConsoleWidth = uint16(hc.ConsoleSize[0]), uint16(hc.ConsoleSize[1])
 	}
-	if hc.NetworkMode.IsHost() {
-		o.NetNS = launcher.NetNSHost
-	}
+	o.NetNS = netns
 	if hc.Init != nil && *hc.Init {
 		o.Init = true
 	}
@@ -248,6 +257,7 @@ func (d *Daemon) supervise(c *ctr, shim *launcher.Shim, exited chan struct{}) {
 		}
 	}
 	d.unmountVolumes(c.snapshot().ID)
+	d.teardownNetwork(ctx, c.snapshot().ID)
 	tUnmount := time.Now()
 	c.mu.Lock()
 	ran := st.Finished.Sub(c.rec.State.StartedAt)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	apinet "github.com/moby/moby/api/types/network"
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/fusebox/fusebox/cas"
@@ -40,6 +41,10 @@ type containerRecord struct {
 	// and Cmd, as inspect shows them.
 	Path string   `json:"path"`
 	Args []string `json:"args"`
+	// Endpoints are the per-network settings (--ip, --mac-address,
+	// aliases) of the create request's NetworkingConfig, and the networks
+	// connected later, by network name.
+	Endpoints map[string]*apinet.EndpointSettings `json:"endpoints,omitempty"`
 
 	State           stateRecord `json:"state"`
 	RestartCount    int         `json:"restartCount"`

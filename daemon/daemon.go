@@ -20,6 +20,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/fusebox/fusebox/cas"
+	"github.com/fusebox/fusebox/network"
 	"github.com/fusebox/fusebox/registry"
 )
 
@@ -79,6 +80,10 @@ type Daemon struct {
 	// containers is every container, with the event bus (containers.go).
 	containers *containerSet
 	mounts     *mountManager
+	// net gives containers their network stacks (networks.go); nil when
+	// networking is unavailable, for the reason in netErr.
+	net    *network.Manager
+	netErr error
 	// volumes is the volume store, opened on first use (volumes.go).
 	volumes volumeState
 
@@ -165,6 +170,10 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		d.log = slog.New(slog.NewTextHandler(w, opts))
 	}
 	if err := d.openState(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := d.initNetwork(ctx); err != nil {
 		d.Close()
 		return nil, err
 	}

@@ -44,6 +44,19 @@
 // unmounts what a dead predecessor left; the scratch upper dirs of
 // `fusebox mount --rw` live in <root>/mounts and go with their mount.
 //
+// Containers get their network stacks from one network.Manager
+// (networks.go), whose network records live in the store's "networks"
+// bucket and whose CNI state lives under <root>/network. Create parses and
+// checks every network option (mode, ports, addresses, hosts, links) and
+// that fixed host ports are free, so bad input leaves no container; start
+// sets up the sandbox before the shim and passes its netns path and the
+// /etc/hosts and /etc/resolv.conf it computed; the supervisor tears the
+// sandbox down when the container's process is gone, however it ended,
+// before the exit is reported, so a returned `stop` or `wait` means no
+// veth, rule or lease is left. Start-up tears down every leftover sandbox,
+// because no container survives its daemon. Names on user networks resolve
+// through hosts files that the daemon rewrites when members join or leave.
+//
 // Volumes (package volume) live in <root>/volumes, served by /volumes
 // (volumes.go). A container's mounts (binds, volumes, tmpfs) are planned
 // and made at create (container_mounts.go): the image is mounted read-only

@@ -434,6 +434,10 @@ type EndpointOptions struct {
 	Aliases []string // extra names peers resolve to this endpoint
 }
 
+// CheckEndpoint checks --ip, --mac-address and aliases against the network
+// they are for, as Setup and Connect will; the daemon calls it at create.
+func CheckEndpoint(n Network, ep EndpointOptions) error { return checkEndpoint(n, ep) }
+
 func checkEndpoint(n Network, ep EndpointOptions) error {
 	if ep.MAC != "" {
 		if hw, err := net.ParseMAC(ep.MAC); err != nil || len(hw) != 6 {
@@ -853,6 +857,18 @@ func (m *Manager) Disconnect(ctx context.Context, id, network string) error {
 	return m.saveSandbox(next)
 }
 
+// CheckPorts tells whether Setup could publish ports now, without making
+// anything: the daemon calls it when a container is created, so that a
+// taken port fails `create` and `run` before a container exists (Setup
+// checks again at start, when it counts). name is the container's name for
+// the error text; ErrPortAllocated is wrapped when a port is taken.
+func (m *Manager) CheckPorts(name string, ports []PortBinding) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, err := m.allocatePorts(&Sandbox{Name: name}, ports)
+	return err
+}
+
 // allocatePorts checks every binding against the ports other sandboxes
 // hold and against the host (by binding the address for a moment), and
 // picks host ports for bindings that ask for any port or a port range.
@@ -904,6 +920,10 @@ func (m *Manager) allocatePorts(sb *Sandbox, req []PortBinding) ([]PortBinding, 
 
 func allocatedError(sb *Sandbox, b PortBinding, cause error) error {
 	msg := fmt.Sprintf("driver failed programming external connectivity on endpoint %s (%s): Bind for %s failed", sb.Name, sb.ID, b.HostAddr())
+	if sb.ID == "" {
+		// CheckPorts, before the container exists.
+		msg = fmt.Sprintf("Bind for %s failed", b.HostAddr())
+	}
 	if cause != nil && !errors.Is(cause, syscall.EADDRINUSE) {
 		// Not taken but unusable, e.g. an address the host does not have.
 		return fmt.Errorf("%s: %w", msg, cause)

@@ -123,3 +123,23 @@ func netnsExists(path string) bool {
 	}
 	return st.Type == unix.NSFS_MAGIC
 }
+
+// releaseNetnsDir undoes ensureNetnsDir once no namespace file is left.
+func releaseNetnsDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	if len(ents) > 0 {
+		return fmt.Errorf("netns dir %s is not empty", dir)
+	}
+	if mounted, _ := isMountPoint(dir); mounted {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount netns dir %s: %w", dir, err)
+		}
+	}
+	return os.Remove(dir)
+}

@@ -336,3 +336,38 @@ func deleteLink(name string) error {
 	}
 	return nil
 }
+
+// Release removes what the manager made on the host outside its root, for
+// a daemon that goes away for good (one on a private root, such as a
+// test's): the bridges of its networks with their isolation rules, and its
+// netns directory. Records stay, so a later New on the same root works as
+// before (bridges come back with the first container). It refuses while any
+// sandbox exists. The system daemon does not call it: its bridge outlives
+// restarts, as docker0 does.
+func (m *Manager) Release(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.sandboxes) > 0 {
+		return fmt.Errorf("release: %d sandboxes remain: %w", len(m.sandboxes), ErrNetworkInUse)
+	}
+	nets, err := m.store.Networks(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range nets {
+		if n.Driver != "bridge" {
+			continue
+		}
+		if err := removeIsolation(n, m.defaultBridge); err != nil {
+			errs = append(errs, err)
+		}
+		if err := deleteLink(n.Bridge); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := releaseNetnsDir(m.netnsDir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -9,6 +9,7 @@ import (
 
 	units "github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
+	apinet "github.com/moby/moby/api/types/network"
 	"github.com/spf13/pflag"
 )
 
@@ -18,7 +19,8 @@ type containerOpts struct {
 	interactive, tty, privileged, readOnly, init bool
 	name, workdir, user, hostname, entrypoint    string
 	cpusetCpus, cidfile, restart, stopSignal     string
-	network                                      string
+	net                                          netOpts
+	netCfg                                       *apinet.NetworkingConfig
 	env, envFile, labels, attach                 []string
 	memory                                       memBytes
 	cpuShares, pidsLimit                         int64
@@ -76,9 +78,7 @@ func (o *containerOpts) addFlags(fl *pflag.FlagSet) {
 	fl.BoolVar(&o.init, "init", false, "Run an init inside the container that forwards signals and reaps processes")
 	fl.StringArrayVarP(&o.labels, "label", "l", nil, "Set meta data on a container")
 	fl.StringArrayVarP(&o.attach, "attach", "a", nil, "Attach to STDIN, STDOUT or STDERR")
-	fl.StringVar(&o.network, "network", "default", "Connect a container to a network (none, host; default: loopback only)")
-	fl.StringVar(&o.network, "net", "default", "Connect a container to a network")
-	_ = fl.MarkHidden("net")
+	o.net.addFlags(fl)
 	o.mounts.addFlags(fl)
 }
 
@@ -126,7 +126,6 @@ func (o *containerOpts) config(fl *pflag.FlagSet, args []string) (*container.Con
 		cfg.StopTimeout = &t
 	}
 	hc := &container.HostConfig{
-		NetworkMode:    container.NetworkMode(o.network),
 		RestartPolicy:  policy,
 		Privileged:     o.privileged,
 		ReadonlyRootfs: o.readOnly,
@@ -144,7 +143,10 @@ func (o *containerOpts) config(fl *pflag.FlagSet, args []string) (*container.Con
 		t := true
 		hc.Init = &t
 	}
-	if err := o.mounts.apply(cfg, hc); err != nil {
+	if err = o.mounts.apply(cfg, hc); err != nil {
+		return nil, nil, err
+	}
+	if o.netCfg, err = o.net.apply(cfg, hc); err != nil {
 		return nil, nil, err
 	}
 	return cfg, hc, nil

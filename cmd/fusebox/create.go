@@ -56,7 +56,7 @@ func createContainer(ctx context.Context, c *client.Client, stderr io.Writer, o 
 			return "", fmt.Errorf("container ID file found, make sure the other container isn't running or delete %s", o.cidfile)
 		}
 	}
-	opts := moby.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: o.name}
+	opts := moby.ContainerCreateOptions{Config: cfg, HostConfig: hc, NetworkingConfig: o.netCfg, Name: o.name}
 	res, err := c.ContainerCreate(ctx, opts)
 	if err != nil && cerrdefs.IsNotFound(err) && strings.Contains(err.Error(), "No such image") {
 		ref := cfg.Image

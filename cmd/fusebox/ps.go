@@ -82,7 +82,7 @@ func containerListCmd(use string) *cobra.Command {
 					RunningFor: formatter.Ago(created),
 					State:      string(s.State), Status: s.Status,
 					Names: strings.Join(names, ","), Labels: strings.Join(labels, ","),
-					Networks: s.HostConfig.NetworkMode,
+					Networks: s.HostConfig.NetworkMode, Ports: portsColumn(s.Ports),
 				}
 				if size {
 					row.Size = formatter.Size(s.SizeRw)

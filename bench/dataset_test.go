@@ -20,6 +20,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fusebox/fusebox/internal/testenv"
 )
 
 // tinySpec is a data set small enough to build twice in a test.
@@ -76,9 +78,7 @@ func TestDatasetDeterministicAndShaped(t *testing.T) {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		t.Skip("needs /bin/busybox (busybox-static)")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: whiteouts are character devices")
-	}
+	testenv.RequireRoot(t, "whiteouts are character devices")
 	ctx := context.Background()
 	a, err := PrepareDataset(ctx, t.TempDir(), tinySpec(), io.Discard)
 	if err != nil {
@@ -207,9 +207,7 @@ func makeLayers(t *testing.T) []string {
 // TestMergeLayersMatchesKernelOverlay holds the native copy to what kernel
 // overlayfs shows for the same layers.
 func TestMergeLayersMatchesKernelOverlay(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: overlay mounts")
-	}
+	testenv.RequireRoot(t, "overlay mounts")
 	layers := makeLayers(t)
 	merged := filepath.Join(t.TempDir(), "merged")
 	if err := MergeLayers(context.Background(), layers, merged); err != nil {
@@ -234,9 +232,7 @@ func TestMergeLayersMatchesKernelOverlay(t *testing.T) {
 }
 
 func TestWriteImageArchive(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: whiteouts are character devices")
-	}
+	testenv.RequireRoot(t, "whiteouts are character devices")
 	layers := makeLayers(t)
 	archive := filepath.Join(t.TempDir(), "image.tar")
 	if err := WriteImageArchive(context.Background(), archive, "fusebox-bench/test:1", layers); err != nil {
@@ -320,9 +316,7 @@ func TestWriteImageArchive(t *testing.T) {
 // TestNativeRebuildsChangedCopy: a native copy left modified (a run killed
 // in the middle of a write workload) is not measured again as if pristine.
 func TestNativeRebuildsChangedCopy(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: whiteouts and bind mounts")
-	}
+	testenv.RequireRoot(t, "whiteouts and bind mounts")
 	layers := makeLayers(t)
 	cache := t.TempDir()
 	ctx := context.Background()

@@ -13,17 +13,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fusebox/fusebox/internal/testenv"
 )
 
 // requireRoot skips tests that mount and drop caches where they cannot.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts and drops caches")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("needs /dev/fuse")
-	}
+	testenv.RequireFUSE(t, "mounts and drops caches")
 }
 
 var (

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/fusebox/fusebox/internal/testenv"
 )
 
 // BenchmarkRandomContent measures the data set's content generator, which
@@ -23,9 +25,7 @@ func BenchmarkRandomContent(b *testing.B) {
 // benchLayers builds a tiny data set for the read baselines.
 func benchLayers(b *testing.B) *Dataset {
 	b.Helper()
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: the data set has whiteouts")
-	}
+	testenv.RequireRoot(b, "the data set has whiteouts")
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		b.Skip("needs /bin/busybox")
 	}

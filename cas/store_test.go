@@ -9,6 +9,7 @@ import (
 
 	"github.com/fusebox/fusebox/cas"
 	"github.com/fusebox/fusebox/cas/storetest"
+	"github.com/fusebox/fusebox/internal/testenv"
 )
 
 func newStore(opts ...cas.Option) func(t *testing.T) *cas.Store {
@@ -34,9 +35,7 @@ func TestStoreSmallRefBatches(t *testing.T) { storetest.Run(t, newStore(cas.With
 // TestStoreOnXFS runs the suite on a file system that shares extents, so
 // that the reflink paths of IngestOptions.Files run for real.
 func TestStoreOnXFS(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("a loop mount needs root")
-	}
+	testenv.RequireRoot(t, "a loop mount")
 	mkfs, err := exec.LookPath("mkfs.xfs")
 	if err != nil {
 		t.Skip("mkfs.xfs not installed (Debian package xfsprogs)")

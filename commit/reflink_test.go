@@ -13,6 +13,7 @@ import (
 
 	"github.com/fusebox/fusebox/cas"
 	"github.com/fusebox/fusebox/commit"
+	"github.com/fusebox/fusebox/internal/testenv"
 	"github.com/fusebox/fusebox/layerfs"
 	"github.com/fusebox/fusebox/layerfs/layertest"
 	"github.com/fusebox/fusebox/testdata"
@@ -23,9 +24,7 @@ import (
 // mkfs.xfs (Debian's xfsprogs).
 func xfsDir(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("a loop mount needs root")
-	}
+	testenv.RequireRoot(t, "a loop mount")
 	mkfs, err := exec.LookPath("mkfs.xfs")
 	if err != nil {
 		t.Skip("mkfs.xfs not installed (Debian package xfsprogs)")

@@ -13,18 +13,14 @@ import (
 	"github.com/moby/moby/api/types/container"
 
 	"github.com/fusebox/fusebox/commit"
+	"github.com/fusebox/fusebox/internal/testenv"
 )
 
 // benchContainer makes a daemon (not serving), imports an image of files
 // empty files in 100 directories, and creates a container of it.
 func benchContainer(b *testing.B, files int) (*Daemon, *ctr) {
 	b.Helper()
-	if os.Geteuid() != 0 {
-		b.Skip("image mounts need root")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		b.Skip("image mounts need /dev/fuse")
-	}
+	testenv.RequireFUSE(b, "image mounts")
 	ctx := context.Background()
 	root := b.TempDir()
 	d, err := New(ctx, Config{Root: root, Host: "unix://" + filepath.Join(root, "s.sock"), Log: slog.New(slog.DiscardHandler)})

@@ -20,18 +20,14 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
+	"github.com/fusebox/fusebox/internal/testenv"
 	"github.com/fusebox/fusebox/layerfs"
 	"github.com/fusebox/fusebox/testdata"
 )
 
 func skipMounts(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("image mounts need root")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("image mounts need /dev/fuse")
-	}
+	testenv.RequireFUSE(t, "image mounts")
 }
 
 // runDaemon serves a daemon on root until the returned stop is called (or

@@ -15,14 +15,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fusebox/fusebox/internal/testenv"
 )
 
 // needRoot skips tests that make namespaces, bridges and iptables rules.
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: makes network namespaces, bridges and iptables rules")
-	}
+	testenv.RequireRoot(t, "makes network namespaces, bridges and iptables rules")
 	for _, p := range []string{"bridge", "portmap", "firewall", "host-local", "loopback"} {
 		found := false
 		for _, d := range DefaultPluginDirs {

@@ -8,12 +8,12 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fusebox/fusebox/internal/testenv"
 )
 
 func TestCopyTreeKeepsMetadata(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("chown and mknod need root")
-	}
+	testenv.RequireRoot(t, "chown and mknod")
 	src := t.TempDir()
 	must := func(err error) {
 		t.Helper()

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fusebox/fusebox/internal/testenv"
 	"github.com/fusebox/fusebox/layerfs"
 )
 
@@ -69,9 +70,7 @@ func TestParseArgs(t *testing.T) {
 // TestDaemonAndMountFuse builds the binary and mounts with it both ways:
 // directly (it daemonizes) and through mount -t fuse.fusebox-overlay.
 func TestDaemonAndMountFuse(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testenv.RequireRoot(t, "fusebox-overlay mounts")
 	if _, err := exec.LookPath("mount.fuse3"); err != nil {
 		t.Skip("no mount.fuse3")
 	}
@@ -134,12 +133,7 @@ func TestDaemonAndMountFuse(t *testing.T) {
 // same upper and work dirs goes on from there: the journal's promise for
 // a daemon that crashes and is restarted.
 func TestJournalSurvivesKill(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse")
-	}
+	testenv.RequireFUSE(t, "fusebox-overlay mounts")
 	bin := filepath.Join(t.TempDir(), "fusebox-overlay")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+
 	"github.com/fusebox/fusebox/testdata"
 )
 
@@ -23,12 +24,7 @@ import (
 // can run; it skips until the branch has the container start path.
 func changesEnv(t *testing.T) (*env, *testdata.Image) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("containers need root")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("containers need /dev/fuse")
-	}
+	needContainers(t)
 	img := testdata.Busybox(t)
 	e := newEnv(t)
 	e.ok("load", "-i", img.DockerArchive)

@@ -15,18 +15,14 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/fusebox/fusebox/internal/testenv"
 	"github.com/fusebox/fusebox/testdata"
 )
 
 // needContainers skips where containers can't run.
 func needContainers(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("containers need root")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("containers need /dev/fuse")
-	}
+	testenv.RequireFUSE(t, "containers")
 }
 
 // withBusybox is an env whose daemon has the busybox test image as

@@ -7,17 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fusebox/fusebox/internal/testenv"
 	"github.com/fusebox/fusebox/testdata"
 )
 
 func skipMount(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("fusebox mount needs root")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("fusebox mount needs /dev/fuse")
-	}
+	testenv.RequireFUSE(t, "fusebox mount")
 }
 
 // TestMountCommand: mount an image on the host, look at it with ordinary

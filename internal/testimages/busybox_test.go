@@ -21,8 +21,10 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/fusebox/fusebox/testdata"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/fusebox/fusebox/internal/testenv"
+	"github.com/fusebox/fusebox/testdata"
 )
 
 // The busybox image built from Debian bookworm's busybox-static
@@ -35,9 +37,7 @@ const (
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: lower dirs carry owners, device whiteouts and trusted.* xattrs")
-	}
+	testenv.RequireRoot(t, "lower dirs carry owners, device whiteouts and trusted.* xattrs")
 }
 
 func needTool(t *testing.T, name string) {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fusebox/fusebox/cas"
+	"github.com/fusebox/fusebox/internal/testenv"
 	"github.com/fusebox/fusebox/layerfs"
 )
 
@@ -42,12 +43,7 @@ type MakeSource func(t *testing.T, l Layer) layerfs.Source
 // Skip skips t unless it runs as root with /dev/fuse.
 func Skip(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("layerfs mounts need root")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse")
-	}
+	testenv.RequireFUSE(t, "layerfs mounts")
 }
 
 // MountT mounts lowers (top first) read-only and unmounts in t.Cleanup.

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"strings"
 
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
@@ -45,20 +43,12 @@ func newContainerPruneCmd() *cobra.Command {
 		Short: "Remove all stopped containers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !force {
-				fmt.Fprint(cmd.ErrOrStderr(), "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
-				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
-					return nil
-				}
+			if !force && !confirm(cmd, "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ") {
+				return nil
 			}
-			f := moby.Filters{}
-			for _, kv := range filters {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok {
-					return fmt.Errorf("bad format of filter (expected name=value)")
-				}
-				f.Add(k, v)
+			f, err := parseFilterFlags(filters)
+			if err != nil {
+				return err
 			}
 			c, err := dial(cmd)
 			if err != nil {

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
@@ -36,39 +35,13 @@ func newImageCmd() *cobra.Command {
 		withUse(newLoadCmd(), "load [OPTIONS]"),
 		withUse(newSaveCmd(), "save [OPTIONS] IMAGE [IMAGE...]"),
 		withUse(newImportCmd(), "import [OPTIONS] file|- [REPOSITORY[:TAG]]"),
-		newImageInspectCmd(), newImagePruneCmd())
-	return cmd
-}
-
-func newImageInspectCmd() *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
-		Short: "Display detailed information on one or more images",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := dial(cmd)
-			if err != nil {
-				return err
+		newObjectInspectCmd("IMAGE", "images", func(ctx context.Context, c *client.Client, name string) (json.RawMessage, error) {
+			var raw bytes.Buffer
+			if _, err := c.ImageInspect(ctx, name, moby.ImageInspectWithRawResponse(&raw)); err != nil {
+				return nil, err
 			}
-			defer c.Close()
-			var raws []json.RawMessage
-			var errs []error
-			for _, name := range args {
-				var raw bytes.Buffer
-				if _, err := c.ImageInspect(cmd.Context(), name, moby.ImageInspectWithRawResponse(&raw)); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				raws = append(raws, json.RawMessage(bytes.TrimSpace(raw.Bytes())))
-			}
-			if err := printInspect(cmd.OutOrStdout(), format, raws); err != nil {
-				return err
-			}
-			return errors.Join(errs...)
-		},
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
+			return bytes.TrimSpace(raw.Bytes()), nil
+		}), newImagePruneCmd())
 	return cmd
 }
 
@@ -83,12 +56,8 @@ func newImagePruneCmd() *cobra.Command {
 			if all {
 				warning = "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue? [y/N] "
 			}
-			if !force {
-				fmt.Fprint(cmd.ErrOrStderr(), warning)
-				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
-					return nil
-				}
+			if !force && !confirm(cmd, warning) {
+				return nil
 			}
 			c, err := dial(cmd)
 			if err != nil {

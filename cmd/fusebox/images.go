@@ -40,13 +40,9 @@ func imageListCmd(use string) *cobra.Command {
 		Short: "List images",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f := moby.Filters{}
-			for _, kv := range filters {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok {
-					return fmt.Errorf("bad format of filter (expected name=value)")
-				}
-				f.Add(k, v)
+			f, err := parseFilterFlags(filters)
+			if err != nil {
+				return err
 			}
 			if len(args) == 1 {
 				f.Add("reference", args[0])

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
@@ -83,6 +85,41 @@ func inspectCmd(use, only string) *cobra.Command {
 
 // printInspect writes inspect results as docker does: each through the
 // --format template, or all as one indented JSON array ("[]" for none).
+// newObjectInspectCmd is `image|network|volume inspect [-f FORMAT] NAME...`:
+// the objects found are printed (a JSON array, or the template once per
+// object), then the names not found fail the command, as docker does.
+func newObjectInspectCmd(noun, plural string, get func(ctx context.Context, c *client.Client, name string) (json.RawMessage, error)) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   fmt.Sprintf("inspect [OPTIONS] %s [%s...]", noun, noun),
+		Short: "Display detailed information on one or more " + plural,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var raws []json.RawMessage
+			var errs []error
+			for _, name := range args {
+				raw, err := get(cmd.Context(), c, name)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				raws = append(raws, raw)
+			}
+			if err := printInspect(cmd.OutOrStdout(), format, raws); err != nil {
+				return err
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
+	return cmd
+}
+
 func printInspect(out io.Writer, format string, raws []json.RawMessage) error {
 	if format != "" && format != "json" {
 		for _, r := range raws {

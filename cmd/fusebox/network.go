@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +12,7 @@ import (
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
@@ -28,7 +29,10 @@ func newNetworkCmd() *cobra.Command {
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(newNetworkLsCmd(), newNetworkCreateCmd(), newNetworkRmCmd(), newNetworkInspectCmd(),
+	cmd.AddCommand(newNetworkLsCmd(), newNetworkCreateCmd(), newNetworkRmCmd(), newObjectInspectCmd("NETWORK", "networks", func(ctx context.Context, c *client.Client, name string) (json.RawMessage, error) {
+		res, err := c.NetworkInspect(ctx, name, moby.NetworkInspectOptions{})
+		return res.Raw, err
+	}),
 		newNetworkConnectCmd(), newNetworkDisconnectCmd(), newNetworkPruneCmd())
 	return cmd
 }
@@ -37,18 +41,6 @@ func newNetworkCmd() *cobra.Command {
 // fields.
 type networkRow struct {
 	ID, Name, Driver, Scope, IPv4, IPv6, Internal, CreatedAt, Labels string
-}
-
-func parseFilterFlags(filters []string) (moby.Filters, error) {
-	f := moby.Filters{}
-	for _, kv := range filters {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return nil, fmt.Errorf("bad format of filter (expected name=value)")
-		}
-		f.Add(k, v)
-	}
-	return f, nil
 }
 
 func newNetworkLsCmd() *cobra.Command {
@@ -201,39 +193,6 @@ func newNetworkRmCmd() *cobra.Command {
 	}
 }
 
-func newNetworkInspectCmd() *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] NETWORK [NETWORK...]",
-		Short: "Display detailed information on one or more networks",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var raws []json.RawMessage
-			var failed error
-			for _, name := range args {
-				res, err := c.NetworkInspect(cmd.Context(), name, moby.NetworkInspectOptions{})
-				if err != nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), "Error response from daemon:", trimDaemonPrefix(err))
-					failed = &statusError{code: 1}
-					continue
-				}
-				raws = append(raws, res.Raw)
-			}
-			if err := printInspect(cmd.OutOrStdout(), format, raws); err != nil {
-				return err
-			}
-			return failed
-		},
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
-	return cmd
-}
-
 func newNetworkConnectCmd() *cobra.Command {
 	var (
 		ip, mac string
@@ -305,12 +264,8 @@ func newNetworkPruneCmd() *cobra.Command {
 		Short: "Remove all unused networks",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !force {
-				fmt.Fprint(cmd.ErrOrStderr(), "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ")
-				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
-					return nil
-				}
+			if !force && !confirm(cmd, "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ") {
+				return nil
 			}
 			f, err := parseFilterFlags(filters)
 			if err != nil {

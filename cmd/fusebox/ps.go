@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -34,13 +33,9 @@ func containerListCmd(use string) *cobra.Command {
 		Short: "List containers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f := moby.Filters{}
-			for _, kv := range filters {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok {
-					return fmt.Errorf("bad format of filter (expected name=value)")
-				}
-				f.Add(k, v)
+			f, err := parseFilterFlags(filters)
+			if err != nil {
+				return err
 			}
 			if format != "" && !quiet {
 				if _, err := formatter.Parse(strings.TrimPrefix(format, "table")); err != nil {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
+	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/client"
@@ -118,3 +121,25 @@ func (e *statusError) Error() string {
 }
 
 func (e *statusError) Unwrap() error { return e.err }
+
+// confirm asks the user a prune's yes/no question on stderr and reads the
+// answer from stdin; only "y" or "yes" goes on, as with docker.
+func confirm(cmd *cobra.Command, question string) bool {
+	fmt.Fprint(cmd.ErrOrStderr(), question)
+	line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	a := strings.ToLower(strings.TrimSpace(line))
+	return a == "y" || a == "yes"
+}
+
+// parseFilterFlags reads -f/--filter KEY=VALUE flags into the API's filters.
+func parseFilterFlags(filters []string) (moby.Filters, error) {
+	f := moby.Filters{}
+	for _, kv := range filters {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("bad format of filter (expected name=value)")
+		}
+		f.Add(k, v)
+	}
+	return f, nil
+}

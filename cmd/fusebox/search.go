@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -38,13 +37,9 @@ func newSearchCmd() *cobra.Command {
 			"search API is answered from its catalog (/v2/_catalog).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f := moby.Filters{}
-			for _, kv := range filters {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok {
-					return fmt.Errorf("bad format of filter (expected name=value)")
-				}
-				f.Add(k, v)
+			f, err := parseFilterFlags(filters)
+			if err != nil {
+				return err
 			}
 			if format != "" {
 				if _, err := formatter.Parse(strings.TrimPrefix(format, "table")); err != nil {

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
@@ -24,7 +23,13 @@ func newVolumeCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newVolumeCreateCmd(), newVolumeListCmd(), newVolumeRemoveCmd(), newVolumeInspectCmd(), newVolumePruneCmd())
+	cmd.AddCommand(newVolumeCreateCmd(), newVolumeListCmd(), newVolumeRemoveCmd(), newObjectInspectCmd("VOLUME", "volumes", func(ctx context.Context, c *client.Client, name string) (json.RawMessage, error) {
+		res, err := c.VolumeInspect(ctx, name, moby.VolumeInspectOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(res.Volume)
+	}), newVolumePruneCmd())
 	return cmd
 }
 
@@ -99,13 +104,9 @@ func newVolumeListCmd() *cobra.Command {
 		Short:   "List volumes",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f := moby.Filters{}
-			for _, kv := range filters {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok {
-					return fmt.Errorf("bad format of filter (expected name=value)")
-				}
-				f.Add(k, v)
+			f, err := parseFilterFlags(filters)
+			if err != nil {
+				return err
 			}
 			if format != "" && !quiet {
 				if _, err := formatter.Parse(strings.TrimPrefix(format, "table")); err != nil {
@@ -174,42 +175,6 @@ func newVolumeRemoveCmd() *cobra.Command {
 	return cmd
 }
 
-func newVolumeInspectCmd() *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] VOLUME [VOLUME...]",
-		Short: "Display detailed information on one or more volumes",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var raws []json.RawMessage
-			var errs []error
-			for _, name := range args {
-				res, err := c.VolumeInspect(cmd.Context(), name, moby.VolumeInspectOptions{})
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				b, err := json.Marshal(res.Volume)
-				if err != nil {
-					return err
-				}
-				raws = append(raws, json.RawMessage(bytes.TrimSpace(b)))
-			}
-			if err := printInspect(cmd.OutOrStdout(), format, raws); err != nil {
-				return err
-			}
-			return errors.Join(errs...)
-		},
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
-	return cmd
-}
-
 func newVolumePruneCmd() *cobra.Command {
 	var all, force bool
 	var filters []string
@@ -218,24 +183,16 @@ func newVolumePruneCmd() *cobra.Command {
 		Short: "Remove unused local volumes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f := moby.Filters{}
-			for _, kv := range filters {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok {
-					return fmt.Errorf("bad format of filter (expected name=value)")
-				}
-				f.Add(k, v)
+			f, err := parseFilterFlags(filters)
+			if err != nil {
+				return err
 			}
 			warning := "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] "
 			if all {
 				warning = "WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] "
 			}
-			if !force {
-				fmt.Fprint(cmd.ErrOrStderr(), warning)
-				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
-					return nil
-				}
+			if !force && !confirm(cmd, warning) {
+				return nil
 			}
 			c, err := dial(cmd)
 			if err != nil {

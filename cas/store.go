@@ -94,6 +94,14 @@ func Open(ctx context.Context, root string, opts ...Option) (*Store, error) {
 		WithLogger(nil).
 		WithSyncWrites(true).
 		WithBlockCacheSize(32 << 20).
+		// The store holds metadata: small keys and values, file bytes live
+		// in object files. Badger's 64 MiB memtables, five of them, each
+		// allocated and zeroed afresh as the last one fills, kept a daemon
+		// at 300-450 MiB after a few big layers; 16 MiB, two of them, hold
+		// a layer's index batch (WriteBatch splits bigger ones) at a tenth
+		// of the memory.
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
 		WithNumCompactors(2)
 	db, err := badger.Open(bopts)
 	if err != nil {

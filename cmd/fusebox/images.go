@@ -40,17 +40,12 @@ func imageListCmd(use string) *cobra.Command {
 		Short: "List images",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := parseFilterFlags(filters)
+			f, err := listFilters(filters, format, quiet)
 			if err != nil {
 				return err
 			}
 			if len(args) == 1 {
 				f.Add("reference", args[0])
-			}
-			if format != "" && !quiet {
-				if _, err := formatter.Parse(strings.TrimPrefix(format, "table")); err != nil {
-					return err
-				}
 			}
 			c, err := dial(cmd)
 			if err != nil {

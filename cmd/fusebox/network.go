@@ -55,14 +55,9 @@ func newNetworkLsCmd() *cobra.Command {
 		Short:   "List networks",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := parseFilterFlags(filters)
+			f, err := listFilters(filters, format, quiet)
 			if err != nil {
 				return err
-			}
-			if format != "" && !quiet {
-				if _, err := formatter.Parse(strings.TrimPrefix(format, "table")); err != nil {
-					return err
-				}
 			}
 			c, err := dial(cmd)
 			if err != nil {

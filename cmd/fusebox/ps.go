@@ -33,14 +33,9 @@ func containerListCmd(use string) *cobra.Command {
 		Short: "List containers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := parseFilterFlags(filters)
+			f, err := listFilters(filters, format, quiet)
 			if err != nil {
 				return err
-			}
-			if format != "" && !quiet {
-				if _, err := formatter.Parse(strings.TrimPrefix(format, "table")); err != nil {
-					return err
-				}
 			}
 			limit := last
 			if latest {

@@ -143,3 +143,15 @@ func parseFilterFlags(filters []string) (moby.Filters, error) {
 	}
 	return f, nil
 }
+
+// listFilters reads a list verb's -f flags and checks its --format
+// template ("table …" included) before anything is asked of the daemon;
+// with -q the template is not used, so not checked.
+func listFilters(filters []string, format string, quiet bool) (moby.Filters, error) {
+	if format != "" && !quiet {
+		if _, err := formatter.Parse(strings.TrimPrefix(format, "table")); err != nil {
+			return nil, err
+		}
+	}
+	return parseFilterFlags(filters)
+}

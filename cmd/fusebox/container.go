@@ -1,12 +1,8 @@
 package main
 
 import (
-	"fmt"
-
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
-
-	"github.com/fusebox/fusebox/internal/formatter"
 )
 
 func init() { register(newContainerCmd) }
@@ -59,15 +55,7 @@ func newContainerPruneCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if len(res.Report.ContainersDeleted) > 0 {
-				fmt.Fprintln(out, "Deleted Containers:")
-				for _, id := range res.Report.ContainersDeleted {
-					fmt.Fprintln(out, id)
-				}
-				fmt.Fprintln(out)
-			}
-			fmt.Fprintln(out, "Total reclaimed space:", formatter.Size(int64(res.Report.SpaceReclaimed)))
+			printPruned(cmd.OutOrStdout(), "Containers", res.Report.ContainersDeleted, &res.Report.SpaceReclaimed)
 			return nil
 		},
 	}

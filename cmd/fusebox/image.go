@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/client"
-	"github.com/fusebox/fusebox/internal/formatter"
 )
 
 func init() { register(newImageCmd) }
@@ -72,20 +70,16 @@ func newImagePruneCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if len(res.Report.ImagesDeleted) > 0 {
-				fmt.Fprintln(out, "Deleted Images:")
-				for _, d := range res.Report.ImagesDeleted {
-					if d.Untagged != "" {
-						fmt.Fprintln(out, "untagged:", d.Untagged)
-					}
-					if d.Deleted != "" {
-						fmt.Fprintln(out, "deleted:", d.Deleted)
-					}
+			var lines []string
+			for _, d := range res.Report.ImagesDeleted {
+				if d.Untagged != "" {
+					lines = append(lines, "untagged: "+d.Untagged)
 				}
-				fmt.Fprintln(out)
+				if d.Deleted != "" {
+					lines = append(lines, "deleted: "+d.Deleted)
+				}
 			}
-			fmt.Fprintln(out, "Total reclaimed space:", formatter.Size(int64(res.Report.SpaceReclaimed)))
+			printPruned(cmd.OutOrStdout(), "Images", lines, &res.Report.SpaceReclaimed)
 			return nil
 		},
 	}

@@ -275,13 +275,7 @@ func newNetworkPruneCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(res.Report.NetworksDeleted) > 0 {
-				out := cmd.OutOrStdout()
-				fmt.Fprintln(out, "Deleted Networks:")
-				for _, n := range res.Report.NetworksDeleted {
-					fmt.Fprintln(out, n)
-				}
-			}
+			printPruned(cmd.OutOrStdout(), "Networks", res.Report.NetworksDeleted, nil)
 			return nil
 		},
 	}

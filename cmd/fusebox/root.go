@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -154,4 +155,22 @@ func listFilters(filters []string, format string, quiet bool) (moby.Filters, err
 		}
 	}
 	return parseFilterFlags(filters)
+}
+
+// printPruned prints a prune's report as docker does: "Deleted KIND:" and
+// one line per object when there were any, then the space reclaimed when
+// the kind has a size (networks don't).
+func printPruned(out io.Writer, kind string, lines []string, reclaimed *uint64) {
+	if len(lines) > 0 {
+		fmt.Fprintf(out, "Deleted %s:\n", kind)
+		for _, l := range lines {
+			fmt.Fprintln(out, l)
+		}
+		if reclaimed != nil {
+			fmt.Fprintln(out)
+		}
+	}
+	if reclaimed != nil {
+		fmt.Fprintln(out, "Total reclaimed space:", formatter.Size(int64(*reclaimed)))
+	}
 }

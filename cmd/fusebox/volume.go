@@ -198,15 +198,7 @@ func newVolumePruneCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if len(res.Report.VolumesDeleted) > 0 {
-				fmt.Fprintln(out, "Deleted Volumes:")
-				for _, v := range res.Report.VolumesDeleted {
-					fmt.Fprintln(out, v)
-				}
-				fmt.Fprintln(out)
-			}
-			fmt.Fprintln(out, "Total reclaimed space:", formatter.Size(int64(res.Report.SpaceReclaimed)))
+			printPruned(cmd.OutOrStdout(), "Volumes", res.Report.VolumesDeleted, &res.Report.SpaceReclaimed)
 			return nil
 		},
 	}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -405,37 +404,21 @@ func TestDockerCp(t *testing.T) {
 func TestCommitProgressOnTerminal(t *testing.T) {
 	e, _ := changesEnv(t)
 	e.ok("run", "--name", "big", "busybox", "sh", "-c", "head -c 33554432 /dev/urandom > /big")
-	cmd := exec.Command(fuseboxBin, "--root", e.root, "-H", e.host, "commit", "big", "bigger:v1")
-	out, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 30, Cols: 120})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	var buf bytes.Buffer
-	done := make(chan struct{})
-	go func() { _, _ = io.Copy(&buf, out); close(done) }()
+	cmd := e.fuseboxCmd("commit", "big", "bigger:v1")
+	term := startPTY(t, cmd, &pty.Winsize{Rows: 30, Cols: 120})
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("commit on a terminal: %v", err)
 	}
-	<-done
 	id := strings.TrimSpace(e.ok("image", "inspect", "-f", "{{.Id}}", "bigger:v1"))
-	if s := buf.String(); !strings.Contains(s, "Committing layer") || !strings.Contains(s, "32.0 MiB") || !strings.Contains(s, id) {
+	if s := term.drained(); !strings.Contains(s, "Committing layer") || !strings.Contains(s, "32.0 MiB") || !strings.Contains(s, id) {
 		t.Errorf("commit on a terminal printed %q; want a bar of 32.0 MiB and %s", s, id)
 	}
-	cmd = exec.Command(fuseboxBin, "--root", e.root, "-H", e.host, "commit", "-c", "FROBNICATE 1", "big", "bad:v1")
-	out2, err := pty.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out2.Close()
-	var buf2 bytes.Buffer
-	done2 := make(chan struct{})
-	go func() { _, _ = io.Copy(&buf2, out2); close(done2) }()
+	cmd = e.fuseboxCmd("commit", "-c", "FROBNICATE 1", "big", "bad:v1")
+	term = startPTY(t, cmd, nil)
 	if err := cmd.Wait(); err == nil {
 		t.Error("commit with a bad --change succeeded on a terminal")
 	}
-	<-done2
-	if s := buf2.String(); !strings.Contains(s, "invalid change") || strings.Contains(s, "Committing layer") {
+	if s := term.drained(); !strings.Contains(s, "invalid change") || strings.Contains(s, "Committing layer") {
 		t.Errorf("bad --change on a terminal printed %q", s)
 	}
 }

@@ -145,7 +145,7 @@ func TestDetachedLifecycle(t *testing.T) {
 		t.Fatalf("run -d printed %q", id)
 	}
 	// logs -f follows: it sees new lines while the container runs.
-	follow := exec.Command(fuseboxBin, "--root", e.root, "-H", e.host, "logs", "-f", "ticker")
+	follow := e.fuseboxCmd("logs", "-f", "ticker")
 	var fout bytes.Buffer
 	follow.Stdout = &fout
 	if err := follow.Start(); err != nil {
@@ -279,47 +279,24 @@ func TestRunInteractiveUnderPTY(t *testing.T) {
 	e := withBusybox(t)
 	run := func(name string, cmd *exec.Cmd) {
 		t.Run(name, func(t *testing.T) {
-			ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 30, Cols: 100})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ptmx.Close()
-			var mu sync.Mutex
-			var buf bytes.Buffer
-			go func() {
-				b := make([]byte, 4096)
-				for {
-					n, err := ptmx.Read(b)
-					mu.Lock()
-					buf.Write(b[:n])
-					mu.Unlock()
-					if err != nil {
-						return
-					}
-				}
-			}()
-			seen := func(s string) bool { mu.Lock(); defer mu.Unlock(); return strings.Contains(buf.String(), s) }
-			waitFor(t, "the shell prompt", func() bool { return seen("/ # ") })
-			fmt.Fprint(ptmx, "echo calc-$((6*7)); stty size\r")
-			waitFor(t, "the command's output", func() bool { return seen("calc-42") && seen("30 100") })
-			_ = pty.Setsize(ptmx, &pty.Winsize{Rows: 40, Cols: 132})
+			term := startPTY(t, cmd, &pty.Winsize{Rows: 30, Cols: 100})
+			waitFor(t, "the shell prompt", func() bool { return term.seen("/ # ") })
+			fmt.Fprint(term, "echo calc-$((6*7)); stty size\r")
+			waitFor(t, "the command's output", func() bool { return term.seen("calc-42") && term.seen("30 100") })
+			_ = pty.Setsize(term.File, &pty.Winsize{Rows: 40, Cols: 132})
 			time.Sleep(300 * time.Millisecond)
-			fmt.Fprint(ptmx, "stty size\r")
-			waitFor(t, "the resized terminal", func() bool { return seen("40 132") })
-			fmt.Fprint(ptmx, "exit 9\r")
-			err = cmd.Wait()
+			fmt.Fprint(term, "stty size\r")
+			waitFor(t, "the resized terminal", func() bool { return term.seen("40 132") })
+			fmt.Fprint(term, "exit 9\r")
+			err := cmd.Wait()
 			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 9 {
-				mu.Lock()
-				t.Errorf("exit: %v, output:\n%s", err, buf.String())
-				mu.Unlock()
+				t.Errorf("exit: %v, output:\n%s", err, term.output())
 			}
 		})
 	}
-	run("fusebox", exec.Command(fuseboxBin, "--root", e.root, "-H", e.host, "run", "-it", "--rm", "busybox", "sh"))
+	run("fusebox", e.fuseboxCmd("run", "-it", "--rm", "busybox", "sh"))
 	if _, err := exec.LookPath("docker"); err == nil {
-		d := exec.Command("docker", "run", "-it", "--rm", "busybox", "sh")
-		d.Env = append(os.Environ(), "DOCKER_HOST="+e.host, "DOCKER_CONFIG="+filepath.Join(e.root, "docker-config"))
-		run("docker", d)
+		run("docker", e.dockerCmd("run", "-it", "--rm", "busybox", "sh"))
 	}
 	if ids := e.ok("ps", "-aq"); ids != "" {
 		t.Errorf("--rm left: %q", ids)
@@ -333,28 +310,9 @@ func TestDetachKeysUnderPTY(t *testing.T) {
 	e := withBusybox(t)
 	detach := func(name string, cmd *exec.Cmd) {
 		t.Run(name, func(t *testing.T) {
-			ptmx, err := pty.Start(cmd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ptmx.Close()
-			var mu sync.Mutex
-			var buf bytes.Buffer
-			go func() {
-				b := make([]byte, 4096)
-				for {
-					n, err := ptmx.Read(b)
-					mu.Lock()
-					buf.Write(b[:n])
-					mu.Unlock()
-					if err != nil {
-						return
-					}
-				}
-			}()
-			seen := func(s string) bool { mu.Lock(); defer mu.Unlock(); return strings.Contains(buf.String(), s) }
-			waitFor(t, "the shell prompt", func() bool { return seen("/ # ") })
-			fmt.Fprint(ptmx, "\x10\x11")
+			term := startPTY(t, cmd, nil)
+			waitFor(t, "the shell prompt", func() bool { return term.seen("/ # ") })
+			fmt.Fprint(term, "\x10\x11")
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
 			select {
@@ -372,11 +330,9 @@ func TestDetachKeysUnderPTY(t *testing.T) {
 			e.ok("rm", "-f", name)
 		})
 	}
-	detach("det-fusebox", exec.Command(fuseboxBin, "--root", e.root, "-H", e.host, "run", "-it", "--name", "det-fusebox", "busybox", "sh"))
+	detach("det-fusebox", e.fuseboxCmd("run", "-it", "--name", "det-fusebox", "busybox", "sh"))
 	if _, err := exec.LookPath("docker"); err == nil {
-		d := exec.Command("docker", "run", "-it", "--name", "det-docker", "busybox", "sh")
-		d.Env = append(os.Environ(), "DOCKER_HOST="+e.host, "DOCKER_CONFIG="+filepath.Join(e.root, "docker-config"))
-		detach("det-docker", d)
+		detach("det-docker", e.dockerCmd("run", "-it", "--name", "det-docker", "busybox", "sh"))
 	}
 }
 

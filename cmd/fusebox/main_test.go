@@ -62,8 +62,30 @@ func (e *env) fusebox(args ...string) (string, string, int) {
 
 func (e *env) fuseboxIn(stdin []byte, args ...string) (string, string, int) {
 	e.t.Helper()
+	cmd := e.fuseboxCmd(args...)
+	cmd.Env = append(cmd.Env, "FUSEBOX_ROOT=/nonexistent-should-be-overridden", "FUSEBOX_HOST=unix:///nonexistent.sock")
+	return e.runCmd(cmd, stdin)
+}
+
+// fuseboxCmd is the CLI on this env's root and socket, not yet started.
+func (e *env) fuseboxCmd(args ...string) *exec.Cmd {
 	cmd := exec.Command(fuseboxBin, append([]string{"--root", e.root, "-H", e.host}, args...)...)
-	cmd.Env = append(os.Environ(), "FUSEBOX_ROOT=/nonexistent-should-be-overridden", "FUSEBOX_HOST=unix:///nonexistent.sock")
+	cmd.Env = os.Environ()
+	return cmd
+}
+
+// dockerCmd is the real docker CLI pointed at this env's daemon, not yet
+// started.
+func (e *env) dockerCmd(args ...string) *exec.Cmd {
+	cmd := exec.Command("docker", args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.host, "DOCKER_CONFIG="+filepath.Join(e.root, "docker-config"))
+	return cmd
+}
+
+// runCmd runs cmd with stdin (none when nil) and returns its stdout,
+// stderr and exit status; a command that can't be started fails the test.
+func (e *env) runCmd(cmd *exec.Cmd, stdin []byte) (string, string, int) {
+	e.t.Helper()
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
@@ -74,7 +96,7 @@ func (e *env) fuseboxIn(stdin []byte, args ...string) (string, string, int) {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		e.t.Fatalf("run fusebox %v: %v", args, err)
+		e.t.Fatalf("run %v: %v", cmd.Args, err)
 	}
 	return out.String(), errb.String(), code
 }
@@ -97,21 +119,7 @@ func (e *env) docker(args ...string) (string, string, int) {
 
 func (e *env) dockerIn(stdin []byte, args ...string) (string, string, int) {
 	e.t.Helper()
-	cmd := exec.Command("docker", args...)
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.host, "DOCKER_CONFIG="+filepath.Join(e.root, "docker-config"))
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("run docker %v: %v", args, err)
-	}
-	return out.String(), errb.String(), code
+	return e.runCmd(e.dockerCmd(args...), stdin)
 }
 
 func (e *env) dockerOK(args ...string) string {
@@ -203,7 +211,7 @@ func TestInfo(t *testing.T) {
 
 func TestForegroundDaemon(t *testing.T) {
 	e := newEnv(t)
-	cmd := exec.Command(fuseboxBin, "--root", e.root, "-H", e.host, "daemon")
+	cmd := e.fuseboxCmd("daemon")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -304,7 +312,7 @@ func TestConcurrentAutostart(t *testing.T) {
 	errs := make(chan string, n)
 	for range n {
 		go func() {
-			cmd := exec.Command(fuseboxBin, "--root", e.root, "-H", e.host, "info", "--format", "{{.Driver}}")
+			cmd := e.fuseboxCmd("info", "--format", "{{.Driver}}")
 			out, err := cmd.CombinedOutput()
 			if err != nil || strings.TrimSpace(string(out)) != "fusebox" {
 				errs <- fmt.Sprintf("%v: %s", err, out)

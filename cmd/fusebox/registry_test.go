@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -272,7 +271,7 @@ func TestPullKilled(t *testing.T) {
 	e := registryEnv(t)
 	before, objects := e.storeState(), e.objectFiles()
 	stall := registrytest.NewProxy(t, reg.Host, registrytest.Tamper{MinSize: 4096, StallAfter: 64 << 10})
-	cmd := exec.Command(fuseboxBin, "--root", e.root, "-H", e.host, "pull", stall.Host+"/busybox")
+	cmd := e.fuseboxCmd("pull", stall.Host+"/busybox")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +318,7 @@ func TestDaemonRegistryFlags(t *testing.T) {
 	_, errOut, code := e.fusebox("daemon", "--registry-mirror", "ftp://"+reg.Host)
 	oneLine(t, "daemon with a bad mirror", errOut, code, "invalid registry configuration")
 
-	cmd := exec.Command(fuseboxBin, "--root", e.root, "-H", e.host, "daemon", "--registry-mirror", "http://"+reg.Host)
+	cmd := e.fuseboxCmd("daemon", "--registry-mirror", "http://"+reg.Host)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

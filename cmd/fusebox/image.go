@@ -39,51 +39,6 @@ func newImageCmd() *cobra.Command {
 				return nil, err
 			}
 			return bytes.TrimSpace(raw.Bytes()), nil
-		}), newImagePruneCmd())
-	return cmd
-}
-
-func newImagePruneCmd() *cobra.Command {
-	var all, force bool
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove unused images",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			warning := "WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] "
-			if all {
-				warning = "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue? [y/N] "
-			}
-			if !force && !confirm(cmd, warning) {
-				return nil
-			}
-			c, err := dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			f := moby.Filters{}
-			if all {
-				f.Add("dangling", "false")
-			}
-			res, err := c.ImagePrune(cmd.Context(), moby.ImagePruneOptions{Filters: f})
-			if err != nil {
-				return err
-			}
-			var lines []string
-			for _, d := range res.Report.ImagesDeleted {
-				if d.Untagged != "" {
-					lines = append(lines, "untagged: "+d.Untagged)
-				}
-				if d.Deleted != "" {
-					lines = append(lines, "deleted: "+d.Deleted)
-				}
-			}
-			printPruned(cmd.OutOrStdout(), "Images", lines, &res.Report.SpaceReclaimed)
-			return nil
-		},
-	}
-	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused images, not just dangling ones")
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+		}), newPruneCmd(imagePrune))
 	return cmd
 }

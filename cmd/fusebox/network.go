@@ -33,7 +33,7 @@ func newNetworkCmd() *cobra.Command {
 		res, err := c.NetworkInspect(ctx, name, moby.NetworkInspectOptions{})
 		return res.Raw, err
 	}),
-		newNetworkConnectCmd(), newNetworkDisconnectCmd(), newNetworkPruneCmd())
+		newNetworkConnectCmd(), newNetworkDisconnectCmd(), newPruneCmd(networkPrune))
 	return cmd
 }
 
@@ -246,40 +246,5 @@ func newNetworkDisconnectCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the container to disconnect from a network")
-	return cmd
-}
-
-func newNetworkPruneCmd() *cobra.Command {
-	var (
-		force   bool
-		filters []string
-	)
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove all unused networks",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if !force && !confirm(cmd, "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ") {
-				return nil
-			}
-			f, err := parseFilterFlags(filters)
-			if err != nil {
-				return err
-			}
-			c, err := dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			res, err := c.NetworkPrune(cmd.Context(), moby.NetworkPruneOptions{Filters: f})
-			if err != nil {
-				return err
-			}
-			printPruned(cmd.OutOrStdout(), "Networks", res.Report.NetworksDeleted, nil)
-			return nil
-		},
-	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Provide filter values (e.g. 'label=<key>=<value>')")
 	return cmd
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -123,15 +121,6 @@ func (e *statusError) Error() string {
 
 func (e *statusError) Unwrap() error { return e.err }
 
-// confirm asks the user a prune's yes/no question on stderr and reads the
-// answer from stdin; only "y" or "yes" goes on, as with docker.
-func confirm(cmd *cobra.Command, question string) bool {
-	fmt.Fprint(cmd.ErrOrStderr(), question)
-	line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-	a := strings.ToLower(strings.TrimSpace(line))
-	return a == "y" || a == "yes"
-}
-
 // parseFilterFlags reads -f/--filter KEY=VALUE flags into the API's filters.
 func parseFilterFlags(filters []string) (moby.Filters, error) {
 	f := moby.Filters{}
@@ -155,22 +144,4 @@ func listFilters(filters []string, format string, quiet bool) (moby.Filters, err
 		}
 	}
 	return parseFilterFlags(filters)
-}
-
-// printPruned prints a prune's report as docker does: "Deleted KIND:" and
-// one line per object when there were any, then the space reclaimed when
-// the kind has a size (networks don't).
-func printPruned(out io.Writer, kind string, lines []string, reclaimed *uint64) {
-	if len(lines) > 0 {
-		fmt.Fprintf(out, "Deleted %s:\n", kind)
-		for _, l := range lines {
-			fmt.Fprintln(out, l)
-		}
-		if reclaimed != nil {
-			fmt.Fprintln(out)
-		}
-	}
-	if reclaimed != nil {
-		fmt.Fprintln(out, "Total reclaimed space:", formatter.Size(int64(*reclaimed)))
-	}
 }

@@ -29,7 +29,7 @@ func newVolumeCmd() *cobra.Command {
 			return nil, err
 		}
 		return json.Marshal(res.Volume)
-	}), newVolumePruneCmd())
+	}), newPruneCmd(volumePrune))
 	return cmd
 }
 
@@ -167,44 +167,5 @@ func newVolumeRemoveCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of one or more volumes")
-	return cmd
-}
-
-func newVolumePruneCmd() *cobra.Command {
-	var all, force bool
-	var filters []string
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove unused local volumes",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := parseFilterFlags(filters)
-			if err != nil {
-				return err
-			}
-			warning := "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] "
-			if all {
-				warning = "WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] "
-			}
-			if !force && !confirm(cmd, warning) {
-				return nil
-			}
-			c, err := dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			res, err := c.VolumePrune(cmd.Context(), moby.VolumePruneOptions{All: all, Filters: f})
-			if err != nil {
-				return err
-			}
-			printPruned(cmd.OutOrStdout(), "Volumes", res.Report.VolumesDeleted, &res.Report.SpaceReclaimed)
-			return nil
-		},
-	}
-	fl := cmd.Flags()
-	fl.BoolVarP(&all, "all", "a", false, "Remove all unused volumes, not just anonymous ones")
-	fl.BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	fl.StringArrayVar(&filters, "filter", nil, "Provide filter values (e.g. 'label=<label>')")
 	return cmd
 }

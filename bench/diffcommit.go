@@ -56,18 +56,7 @@ func fuseboxDiffRunning(cli Fusebox, images *imageLoader, ds *Dataset, n int) Ca
 		_, err = c.Run(ctx, -1)
 		return err
 	}
-	c.Run = func(ctx context.Context, i int) (float64, error) {
-		start := time.Now()
-		out, err := cli.Run(ctx, "diff", ctr)
-		ms := since(start, "ms")
-		if err != nil {
-			return 0, err
-		}
-		if got := strings.Count(out, "\n"); got < 10 {
-			return 0, fmt.Errorf("fusebox diff printed %d lines, want at least 10", got)
-		}
-		return ms, nil
-	}
+	c.Run = timeDiff(cli, ctr)
 	c.Teardown = func(ctx context.Context) error { return removeContainer(ctx, cli, ctr) }
 	return c
 }

@@ -454,18 +454,7 @@ func fuseboxDiff(name string, cli Fusebox, images *imageLoader, ds *Dataset, n i
 		_, err = c.Run(ctx, -1)
 		return err
 	}
-	c.Run = func(ctx context.Context, i int) (float64, error) {
-		start := time.Now()
-		out, err := cli.Run(ctx, "diff", ctr)
-		ms := since(start, "ms")
-		if err != nil {
-			return 0, err
-		}
-		if got := strings.Count(out, "\n"); got < 10 {
-			return 0, fmt.Errorf("fusebox diff printed %d lines, want at least 10", got)
-		}
-		return ms, nil
-	}
+	c.Run = timeDiff(cli, ctr)
 	c.Teardown = func(ctx context.Context) error {
 		if cli.Has(ctx, "rm") != nil {
 			return nil
@@ -477,6 +466,23 @@ func fuseboxDiff(name string, cli Fusebox, images *imageLoader, ds *Dataset, n i
 		return err
 	}
 	return c
+}
+
+// timeDiff is a run of `fusebox diff` on a container with the ten
+// changes, in milliseconds; fewer lines than changes fail it.
+func timeDiff(cli Fusebox, ctr string) func(ctx context.Context, i int) (float64, error) {
+	return func(ctx context.Context, i int) (float64, error) {
+		start := time.Now()
+		out, err := cli.Run(ctx, "diff", ctr)
+		ms := since(start, "ms")
+		if err != nil {
+			return 0, err
+		}
+		if got := strings.Count(out, "\n"); got < 10 {
+			return 0, fmt.Errorf("fusebox diff printed %d lines, want at least 10", got)
+		}
+		return ms, nil
+	}
 }
 
 func fuseboxCommit(name string, cli Fusebox, images *imageLoader, ds *Dataset) Case {

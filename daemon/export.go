@@ -203,7 +203,9 @@ func archivePath(r *http.Request) (string, error) {
 	return p, nil
 }
 
-func (d *Daemon) archiveStat(w http.ResponseWriter, r *http.Request) error {
+// withArchivePath runs fn for an archive request (stat, get, put) on the
+// container's mounted rootfs with the request's required path.
+func (d *Daemon) withArchivePath(r *http.Request, fn func(c *ctr, m *ImageMount, p string) error) error {
 	c, err := d.lookup(r)
 	if err != nil {
 		return err
@@ -212,7 +214,11 @@ func (d *Daemon) archiveStat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return d.withRootfs(r.Context(), c, func(m *ImageMount) error {
+	return d.withRootfs(r.Context(), c, func(m *ImageMount) error { return fn(c, m, p) })
+}
+
+func (d *Daemon) archiveStat(w http.ResponseWriter, r *http.Request) error {
+	return d.withArchivePath(r, func(_ *ctr, m *ImageMount, p string) error {
 		_, st, err := statPath(m.Target, p, r.PathValue("id"))
 		if err != nil {
 			return err
@@ -226,15 +232,7 @@ func (d *Daemon) archiveStat(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (d *Daemon) archiveGet(w http.ResponseWriter, r *http.Request) error {
-	c, err := d.lookup(r)
-	if err != nil {
-		return err
-	}
-	p, err := archivePath(r)
-	if err != nil {
-		return err
-	}
-	return d.withRootfs(r.Context(), c, func(m *ImageMount) error {
+	return d.withArchivePath(r, func(c *ctr, m *ImageMount, p string) error {
 		full, st, err := statPath(m.Target, p, r.PathValue("id"))
 		if err != nil {
 			return err
@@ -256,20 +254,11 @@ func (d *Daemon) archiveGet(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (d *Daemon) archivePut(w http.ResponseWriter, r *http.Request) error {
-	c, err := d.lookup(r)
-	if err != nil {
-		return err
-	}
-	p, err := archivePath(r)
-	if err != nil {
-		return err
-	}
-	q := r.URL.Query()
 	opts := ExtractOptions{
-		NoOverwriteDirNonDir: q.Get("noOverwriteDirNonDir") == "true" || q.Get("noOverwriteDirNonDir") == "1",
-		KeepOwner:            q.Get("copyUIDGID") == "true" || q.Get("copyUIDGID") == "1",
+		NoOverwriteDirNonDir: boolParam(r, "noOverwriteDirNonDir"),
+		KeepOwner:            boolParam(r, "copyUIDGID"),
 	}
-	return d.withRootfs(r.Context(), c, func(m *ImageMount) error {
+	return d.withArchivePath(r, func(_ *ctr, m *ImageMount, p string) error {
 		if m.ReadOnly() {
 			return Conflictf("container rootfs is read-only")
 		}

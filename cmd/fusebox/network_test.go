@@ -164,15 +164,25 @@ func TestNetworkModes(t *testing.T) {
 	if out := e.ok("run", "--rm", "busybox", "ls", "/sys/class/net"); out != "eth0\nlo\n" {
 		t.Errorf("default network interfaces: %q", out)
 	}
-	// host: the host's interfaces.
-	hostIfs, err := os.ReadDir("/sys/class/net")
-	if err != nil {
-		t.Fatal(err)
+	// host: the host's interfaces, those there before the run and after
+	// (other packages' tests add and remove veths meanwhile).
+	hostIfs := func() map[string]bool {
+		ents, err := os.ReadDir("/sys/class/net")
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]bool{}
+		for _, ent := range ents {
+			names[ent.Name()] = true
+		}
+		return names
 	}
+	before := hostIfs()
 	out := e.ok("run", "--rm", "--net", "host", "busybox", "ls", "/sys/class/net")
-	for _, i := range hostIfs {
-		if !strings.Contains(out, i.Name()+"\n") {
-			t.Errorf("--net=host does not see %s: %q", i.Name(), out)
+	after := hostIfs()
+	for name := range before {
+		if after[name] && !strings.Contains(out, name+"\n") {
+			t.Errorf("--net=host does not see %s: %q", name, out)
 		}
 	}
 	// container:NAME shares the netns: a server on its loopback is reachable.

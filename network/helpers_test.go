@@ -23,7 +23,7 @@ import (
 func needRoot(t *testing.T) {
 	t.Helper()
 	testenv.RequireRoot(t, "makes network namespaces, bridges and iptables rules")
-	for _, p := range []string{"bridge", "portmap", "firewall", "host-local", "loopback"} {
+	for _, p := range requiredPlugins {
 		found := false
 		for _, d := range DefaultPluginDirs {
 			if _, err := os.Stat(filepath.Join(d, p)); err == nil {
@@ -67,7 +67,7 @@ func newTestManager(t *testing.T) (*Manager, Config) {
 		}
 		nets, _ := m.Networks(ctx)
 		for _, n := range nets {
-			if err := removeIsolation(n, cfg.DefaultBridge); err != nil {
+			if err := removeNetworkRules(n, cfg.DefaultBridge); err != nil {
 				t.Errorf("cleanup: %v", err)
 			}
 			deleteLink(n.Bridge)

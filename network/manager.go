@@ -25,7 +25,9 @@ import (
 const (
 	DefaultBridge = "fusebox0"
 	cniVersion    = "1.0.0"
-	loopbackNet   = "fusebox-lo"
+	// loopbackNet is the network name under which older versions cached
+	// the loopback plugin's attachment; no user network may take it.
+	loopbackNet = "fusebox-lo"
 )
 
 // DefaultSubnet is the default bridge network's subnet: inside 172.16/12
@@ -52,8 +54,10 @@ var (
 	ErrPoolOverlap     = errors.New("pool overlaps with other one on this address space")
 )
 
-// requiredPlugins are the CNI plugins every configuration here uses.
-var requiredPlugins = []string{"bridge", "host-local", "portmap", "firewall", "loopback"}
+// requiredPlugins are the CNI plugins the configurations here use. (The
+// loopback and firewall plugins of older versions are only needed to remove
+// their leftovers, through libcni's cache.)
+var requiredPlugins = []string{"bridge", "host-local", "portmap"}
 
 // ErrPluginMissing is returned by New when a CNI plugin is not installed.
 var ErrPluginMissing = errors.New("cni plugin missing")
@@ -211,9 +215,12 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := removeLegacyIsolation(); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
 	for _, n := range nets {
 		// Rules are gone after a reboot; records are not.
-		if err := ensureIsolation(n, m.defaultBridge); err != nil {
+		if err := ensureNetworkRules(n, m.defaultBridge); err != nil {
 			return nil, fmt.Errorf("network: %w", err)
 		}
 	}
@@ -356,7 +363,7 @@ func (m *Manager) Setup(ctx context.Context, req Request) (*Sandbox, error) {
 	case KindNone:
 		sb.NetnsPath = filepath.Join(m.netnsDir, req.ID)
 		sb.OwnNetns = true
-		if err := m.makeNetns(ctx, sb); err != nil {
+		if err := m.makeNetns(sb); err != nil {
 			return nil, err
 		}
 	case KindBridge, "":
@@ -398,7 +405,7 @@ func (m *Manager) setupBridge(ctx context.Context, sb *Sandbox, req Request) err
 	sb.Ports = ports
 	sb.NetnsPath = filepath.Join(m.netnsDir, sb.ID)
 	sb.OwnNetns = true
-	if err := m.makeNetns(ctx, sb); err != nil {
+	if err := m.makeNetns(sb); err != nil {
 		return err
 	}
 	att, err := m.attach(ctx, sb, n, "eth0", ep, ports)
@@ -410,15 +417,10 @@ func (m *Manager) setupBridge(ctx context.Context, sb *Sandbox, req Request) err
 	return nil
 }
 
-// makeNetns creates the sandbox's namespace and brings lo up in it.
-func (m *Manager) makeNetns(ctx context.Context, sb *Sandbox) error {
+// makeNetns creates the sandbox's namespace with lo up in it.
+func (m *Manager) makeNetns(sb *Sandbox) error {
 	if err := createNetns(sb.NetnsPath); err != nil {
 		return fmt.Errorf("network setup %s: %w", sb.ID, err)
-	}
-	if _, err := m.cni.AddNetworkList(ctx, loopbackList(), m.runtimeConf(sb, "lo", nil)); err != nil {
-		m.cni.DelNetworkList(context.WithoutCancel(ctx), loopbackList(), m.runtimeConf(sb, "lo", nil))
-		removeNetns(sb.NetnsPath)
-		return fmt.Errorf("network setup %s: loopback: %w", sb.ID, err)
 	}
 	return nil
 }
@@ -464,7 +466,7 @@ func checkEndpoint(n Network, ep EndpointOptions) error {
 
 // attach runs CNI ADD for one network on the sandbox's namespace.
 func (m *Manager) attach(ctx context.Context, sb *Sandbox, n Network, ifName string, ep EndpointOptions, ports []PortBinding) (Attachment, error) {
-	list, err := m.confList(n)
+	list, err := m.confList(n, len(ports) > 0)
 	if err != nil {
 		return Attachment{}, err
 	}
@@ -530,8 +532,12 @@ func capabilityArgs(n Network, ep EndpointOptions, ports []PortBinding) map[stri
 }
 
 // detach runs CNI DEL for one attachment with the config list and runtime
-// capability args that libcni cached at ADD. The args matter: portmap's DEL
-// does nothing unless it is given the port mappings again.
+// capability args that libcni cached at ADD. Both matter: the list has
+// portmap only if the container published ports (and a list cached by an
+// older version also has the firewall plugin), and portmap's DEL does
+// nothing unless it is given the port mappings again. Without a cache entry
+// (lost, or never written by an ADD that failed) the list and args are
+// rebuilt from the network and the sandbox's ports, as ADD made them.
 func (m *Manager) detach(ctx context.Context, sb *Sandbox, a Attachment, ports []PortBinding) error {
 	rt := m.runtimeConf(sb, a.IfName, nil)
 	list, caps, err := m.cachedList(sb.ID, a.Network, a.IfName)
@@ -544,7 +550,7 @@ func (m *Manager) detach(ctx context.Context, sb *Sandbox, a Attachment, ports [
 		if err != nil {
 			return fmt.Errorf("detach %s from %s: no cached config and %w", sb.ID, a.Network, err)
 		}
-		if list, err = m.confList(n); err != nil {
+		if list, err = m.confList(n, len(ports) > 0); err != nil {
 			return err
 		}
 		rt.CapabilityArgs = capabilityArgs(n, EndpointOptions{}, ports)
@@ -558,7 +564,7 @@ func (m *Manager) detach(ctx context.Context, sb *Sandbox, a Attachment, ports [
 	if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
 		return fmt.Errorf("detach %s from %s: %w", sb.ID, a.Network, err)
 	}
-	if lost {
+	if lost && masqPerContainer(list) {
 		return removeMasqRules(a.Network, sb.ID)
 	}
 	return nil
@@ -611,14 +617,15 @@ func (m *Manager) teardownLocked(ctx context.Context, sb *Sandbox) error {
 			errs = append(errs, err)
 		}
 	}
+	if len(errs) == 0 && sb.OwnNetns {
+		// What the record does not list but the cache may: the loopback
+		// attachment of a sandbox made by an older version. Usually nothing:
+		// one directory read.
+		if err := m.delCached(ctx, sb.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if sb.OwnNetns {
-		rt := m.runtimeConf(sb, "lo", nil)
-		if !netnsExists(rt.NetNS) {
-			rt.NetNS = ""
-		}
-		if err := m.cni.DelNetworkList(ctx, loopbackList(), rt); err != nil {
-			errs = append(errs, fmt.Errorf("teardown %s: loopback: %w", sb.ID, err))
-		}
 		if err := removeNetns(sb.NetnsPath); err != nil {
 			errs = append(errs, err)
 		}
@@ -637,6 +644,23 @@ func (m *Manager) teardownLocked(ctx context.Context, sb *Sandbox) error {
 // removeLeftovers deletes what a container without a sandbox record may
 // still have: cached CNI attachments, its netns file, its leases.
 func (m *Manager) removeLeftovers(ctx context.Context, id string) error {
+	var errs []error
+	if err := m.delCached(ctx, id); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeNetns(filepath.Join(m.netnsDir, id)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.removeLeases(func(owner string) bool { return owner == id }); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// delCached runs CNI DEL for every attachment of a container that libcni's
+// cache still holds, with the cached list and args: whatever version of
+// fusebox added it, with whichever plugins (loopback, firewall, ipMasq).
+func (m *Manager) delCached(ctx context.Context, id string) error {
 	atts, err := m.cni.GetCachedAttachments(id)
 	if err != nil {
 		return err
@@ -657,17 +681,11 @@ func (m *Manager) removeLeftovers(ctx context.Context, id string) error {
 			errs = append(errs, fmt.Errorf("remove leftover %s on %s: %w", id, a.Network, err))
 			continue
 		}
-		if lost && a.Network != loopbackNet {
+		if lost && masqPerContainer(list) {
 			if err := removeMasqRules(a.Network, id); err != nil {
 				errs = append(errs, err)
 			}
 		}
-	}
-	if err := removeNetns(filepath.Join(m.netnsDir, id)); err != nil {
-		errs = append(errs, err)
-	}
-	if err := m.removeLeases(func(owner string) bool { return owner == id }); err != nil {
-		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -3,15 +3,34 @@ package network
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/containernetworking/cni/libcni"
 )
 
+// masqPerContainer reports whether a cached config list has the bridge
+// plugin masquerade per container (ipMasq), as fusebox versions before the
+// network-wide rule (networkRules) configured it. Only such attachments can
+// have left rules for removeMasqRules.
+func masqPerContainer(list *libcni.NetworkConfigList) bool {
+	for _, p := range list.Plugins {
+		var c struct {
+			IPMasq bool `json:"ipMasq"`
+		}
+		if p.Network.Type == "bridge" && json.Unmarshal(p.Bytes, &c) == nil && c.IPMasq {
+			return true
+		}
+	}
+	return false
+}
+
 // removeMasqRules deletes the bridge plugin's masquerade rules of one
-// container on one network. The bridge plugin's DEL finds those rules by the
+// container on one network, made by older versions (see masqPerContainer). The bridge plugin's DEL finds those rules by the
 // addresses on the container's interface, so when the namespace is already
 // gone (a crash that lost /run, a netns removed by hand) it skips them; they
 // still carry the plugin's comment `name: "<net>" id: "<id>"`, which is what

@@ -67,8 +67,8 @@ func unescapeMountPath(s string) string {
 	return r.Replace(s)
 }
 
-// createNetns makes a new network namespace and pins it at path with a bind
-// mount of the creating thread's namespace file. The work happens on a
+// createNetns makes a new network namespace, brings its lo up, and pins it
+// at path with a bind mount of the creating thread's namespace file. The work happens on a
 // goroutine locked to its OS thread that never unlocks: when it returns the Go
 // runtime throws that thread away, so no thread of the daemon is ever left
 // in the wrong namespace.
@@ -85,6 +85,10 @@ func createNetns(path string) error {
 			errc <- fmt.Errorf("unshare netns: %w", err)
 			return
 		}
+		if err := loopbackUp(); err != nil {
+			errc <- err
+			return
+		}
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
 		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
 			errc <- fmt.Errorf("bind netns to %s: %w", path, err)
@@ -95,6 +99,30 @@ func createNetns(path string) error {
 	if err := <-errc; err != nil {
 		os.Remove(path)
 		return err
+	}
+	return nil
+}
+
+// loopbackUp sets lo up in the calling thread's network namespace, as the
+// CNI loopback plugin does, but with one ioctl instead of an exec (15-25 ms
+// each). The kernel gives lo its 127.0.0.1 and ::1 as it comes up. lo needs
+// no teardown: it goes with the namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring lo up: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring lo up: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring lo up: get flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring lo up: set flags: %w", err)
 	}
 	return nil
 }

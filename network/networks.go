@@ -18,55 +18,45 @@ import (
 	"github.com/containernetworking/cni/libcni"
 )
 
-// loopbackList is the one-plugin list that brings lo up in a new netns.
-func loopbackList() *libcni.NetworkConfigList {
-	l, err := libcni.NetworkConfFromBytes([]byte(`{"cniVersion":"` + cniVersion + `","name":"` + loopbackNet + `","plugins":[{"type":"loopback"}]}`))
-	if err != nil {
-		panic(err) // a constant: cannot fail
-	}
-	return l
-}
-
-// confList is the CNI configuration of a bridge network: bridge (veth,
-// address from host-local, masquerade unless internal, hairpin so a
-// container reaches its own published ports), portmap (DNAT for published
-// ports; snat so that 127.0.0.1 and hairpin connections work: it also sets
-// route_localnet on the bridge), firewall (accepts the container's traffic
-// in FORWARD even where the policy is DROP).
-func (m *Manager) confList(n Network) (*libcni.NetworkConfigList, error) {
+// confList is the CNI configuration of a bridge network for one
+// attachment: bridge (veth, address from host-local, hairpin so a container
+// reaches its own published ports) and, only when the container publishes
+// ports, portmap (DNAT; snat so that 127.0.0.1 and hairpin connections work:
+// it also sets route_localnet on the bridge). Masquerade and forwarding are
+// the network's own rules (networkRules), not per-container plugin work, so
+// ipMasq is off and the firewall plugin is not used: an ADD is two execs,
+// bridge and host-local. libcni caches the list given at ADD and detach
+// uses that cached list at DEL, so a container's DEL runs portmap exactly
+// when its ADD did.
+func (m *Manager) confList(n Network, ports bool) (*libcni.NetworkConfigList, error) {
 	routes := []map[string]string{}
 	if !n.Internal {
 		routes = append(routes, map[string]string{"dst": "0.0.0.0/0"})
 	}
-	conf := map[string]any{
-		"cniVersion": cniVersion,
-		"name":       n.Name,
-		"plugins": []any{
-			map[string]any{
-				"type":         "bridge",
-				"bridge":       n.Bridge,
-				"isGateway":    true,
-				"ipMasq":       !n.Internal,
-				"hairpinMode":  true,
-				"capabilities": map[string]bool{"mac": true, "ips": true},
-				"ipam": map[string]any{
-					"type":    "host-local",
-					"ranges":  [][]map[string]string{{{"subnet": n.Subnet.String(), "gateway": n.Gateway.String()}}},
-					"routes":  routes,
-					"dataDir": filepath.Join(m.root, "ipam"),
-				},
-			},
-			map[string]any{
-				"type":         "portmap",
-				"capabilities": map[string]bool{"portMappings": true},
-				"snat":         true,
-			},
-			map[string]any{
-				"type":    "firewall",
-				"backend": "iptables",
+	plugins := []any{
+		map[string]any{
+			"type":         "bridge",
+			"bridge":       n.Bridge,
+			"isGateway":    true,
+			"ipMasq":       false,
+			"hairpinMode":  true,
+			"capabilities": map[string]bool{"mac": true, "ips": true},
+			"ipam": map[string]any{
+				"type":    "host-local",
+				"ranges":  [][]map[string]string{{{"subnet": n.Subnet.String(), "gateway": n.Gateway.String()}}},
+				"routes":  routes,
+				"dataDir": filepath.Join(m.root, "ipam"),
 			},
 		},
 	}
+	if ports {
+		plugins = append(plugins, map[string]any{
+			"type":         "portmap",
+			"capabilities": map[string]bool{"portMappings": true},
+			"snat":         true,
+		})
+	}
+	conf := map[string]any{"cniVersion": cniVersion, "name": n.Name, "plugins": plugins}
 	b, err := json.Marshal(conf)
 	if err != nil {
 		return nil, err
@@ -210,12 +200,12 @@ func (m *Manager) CreateNetwork(ctx context.Context, opts CreateOptions) (Networ
 		}
 		n.Gateway = opts.Gateway
 	}
-	if err := ensureIsolation(n, m.defaultBridge); err != nil {
-		removeIsolation(n, m.defaultBridge)
+	if err := ensureNetworkRules(n, m.defaultBridge); err != nil {
+		removeNetworkRules(n, m.defaultBridge)
 		return Network{}, err
 	}
 	if err := m.store.PutNetwork(ctx, n); err != nil {
-		removeIsolation(n, m.defaultBridge)
+		removeNetworkRules(n, m.defaultBridge)
 		return Network{}, err
 	}
 	return n, nil
@@ -291,8 +281,9 @@ func hexLE(s string) [4]byte {
 	return b
 }
 
-// RemoveNetwork deletes a user-defined network: its record, its bridge
-// interface and its lease directory. A network with containers attached is
+// RemoveNetwork deletes a user-defined network: its record, its rules
+// (isolation, forwarding, masquerade), its bridge interface and its lease
+// directory. A network with containers attached is
 // refused, as are the predefined ones.
 func (m *Manager) RemoveNetwork(ctx context.Context, ref string) error {
 	m.mu.Lock()
@@ -310,7 +301,7 @@ func (m *Manager) RemoveNetwork(ctx context.Context, ref string) error {
 			return fmt.Errorf("error while removing network: network %s id %s has active endpoints: %w", n.Name, n.ID, ErrNetworkInUse)
 		}
 	}
-	if err := removeIsolation(n, m.defaultBridge); err != nil {
+	if err := removeNetworkRules(n, m.defaultBridge); err != nil {
 		return err
 	}
 	if err := deleteLink(n.Bridge); err != nil {
@@ -339,7 +330,7 @@ func deleteLink(name string) error {
 
 // Release removes what the manager made on the host outside its root, for
 // a daemon that goes away for good (one on a private root, such as a
-// test's): the bridges of its networks with their isolation rules, and its
+// test's): the bridges of its networks with their rules, and its
 // netns directory. Records stay, so a later New on the same root works as
 // before (bridges come back with the first container). It refuses while any
 // sandbox exists. The system daemon does not call it: its bridge outlives
@@ -359,7 +350,7 @@ func (m *Manager) Release(ctx context.Context) error {
 		if n.Driver != "bridge" {
 			continue
 		}
-		if err := removeIsolation(n, m.defaultBridge); err != nil {
+		if err := removeNetworkRules(n, m.defaultBridge); err != nil {
 			errs = append(errs, err)
 		}
 		if err := deleteLink(n.Bridge); err != nil {

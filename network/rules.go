@@ -1,0 +1,227 @@
+package network
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+)
+
+// forwardChain is fusebox's own chain in the filter table, jumped to from
+// the top of FORWARD. It holds the isolation rules of every network first
+// (inserted at its top) and then each bridge's ACCEPT rules (appended), so a
+// DROP between networks wins over an ACCEPT, and containers forward even on
+// hosts whose FORWARD policy is DROP. Nothing in it is per container: a
+// container's start and stop touch no iptables rule at all (see doc.go).
+const forwardChain = "FUSEBOX-FORWARD"
+
+// Comments on fusebox's rules, so that `iptables -S` tells whose they are.
+const (
+	isolationComment = "fusebox network isolation"
+	forwardComment   = "fusebox network forwarding"
+	jumpComment      = "fusebox"
+)
+
+// legacyAdminChain is the firewall plugin's chain for administrators'
+// rules, where fusebox versions that ran the firewall plugin put their
+// isolation rules; New removes them from there.
+const legacyAdminChain = "CNI-ADMIN"
+
+// userBridgePrefix names user networks' bridges, fb-<12 hex digits of id>.
+const userBridgePrefix = "fb-"
+
+// A rule is one iptables rule of a network: its table, chain and match and
+// target arguments. top rules are inserted at the head of the chain, the
+// others appended.
+type rule struct {
+	table, chain string
+	args         []string
+	top          bool
+}
+
+// networkRules are the host rules one bridge network owns, made when it is
+// created (and again at start-up, after a reboot) and removed with it:
+//
+//   - isolation, as in Docker: a user network's bridge forwards only to
+//     itself among fusebox's bridges, the default bridge does not forward to
+//     user networks, and an internal network forwards nowhere. A container
+//     on two networks still talks on both: that traffic never crosses the
+//     host's FORWARD between two bridges.
+//   - forwarding (not internal): everything out of the bridge, and into it
+//     what answers the containers' own connections (RELATED,ESTABLISHED) or
+//     was DNATed to a published port.
+//   - masquerade (not internal): Docker's `-s SUBNET ! -o BRIDGE -j
+//     MASQUERADE`, one rule for the whole subnet instead of the bridge
+//     plugin's chain per container.
+func networkRules(n Network, defaultBridge string) []rule {
+	x := n.Bridge
+	if n.Driver != "bridge" || x == "" || !n.Subnet.IsValid() {
+		return nil
+	}
+	iso := func(args ...string) rule {
+		return rule{"filter", forwardChain, append(args, "-m", "comment", "--comment", isolationComment), true}
+	}
+	var rules []rule
+	switch {
+	case n.Name == DefaultNetwork:
+		rules = append(rules, iso("-i", x, "-o", userBridgePrefix+"+", "-j", "DROP"))
+	case n.Internal:
+		rules = append(rules,
+			iso("-i", x, "-o", x, "-j", "ACCEPT"),
+			iso("-i", x, "-j", "DROP"),
+			iso("-o", x, "-j", "DROP"))
+	default:
+		rules = append(rules,
+			iso("-i", x, "-o", x, "-j", "ACCEPT"),
+			iso("-i", x, "-o", userBridgePrefix+"+", "-j", "DROP"),
+			iso("-i", x, "-o", defaultBridge, "-j", "DROP"))
+	}
+	if n.Internal {
+		return rules
+	}
+	fwd := func(args ...string) rule {
+		return rule{"filter", forwardChain, append(args, "-m", "comment", "--comment", forwardComment), false}
+	}
+	return append(rules,
+		fwd("-i", x, "-j", "ACCEPT"),
+		fwd("-o", x, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT"),
+		rule{"nat", "POSTROUTING", []string{"-s", n.Subnet.Masked().String(), "!", "-o", x,
+			"-m", "comment", "--comment", masqComment(n.Name), "-j", "MASQUERADE"}, false})
+}
+
+func masqComment(network string) string { return "fusebox network " + network + " masquerade" }
+
+func iptables(args ...string) error {
+	out, err := exec.Command("iptables", append([]string{"-w"}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("iptables %v: %v: %s", args, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// has reports whether the rule is in its chain.
+func (r rule) has() bool {
+	return iptables(append([]string{"-t", r.table, "-C", r.chain}, r.args...)...) == nil
+}
+
+// ensureForwardChain makes fusebox's filter chain and the jump to it at the
+// top of FORWARD, if they are missing. Other daemons (other roots, tests)
+// may race to make them: a chain that exists after a failed -N is fine.
+func ensureForwardChain() error {
+	if iptables("-t", "filter", "-S", forwardChain) != nil {
+		if err := iptables("-t", "filter", "-N", forwardChain); err != nil && iptables("-t", "filter", "-S", forwardChain) != nil {
+			return err
+		}
+	}
+	jump := rule{"filter", "FORWARD", []string{"-m", "comment", "--comment", jumpComment, "-j", forwardChain}, true}
+	if !jump.has() {
+		return iptables(append([]string{"-t", "filter", "-I", "FORWARD", "1"}, jump.args...)...)
+	}
+	return nil
+}
+
+// ensureNetworkRules adds a network's rules that are missing.
+func ensureNetworkRules(n Network, defaultBridge string) error {
+	rules := networkRules(n, defaultBridge)
+	if len(rules) == 0 {
+		return nil
+	}
+	if err := ensureForwardChain(); err != nil {
+		return fmt.Errorf("rules of network %s: %w", n.Name, err)
+	}
+	// Inserting at the top reverses order, so the top rules go in last
+	// first: a network's ACCEPT of its own traffic stays above its DROPs.
+	for i := len(rules) - 1; i >= 0; i-- {
+		r := rules[i]
+		if !r.top || r.has() {
+			continue
+		}
+		if err := iptables(append([]string{"-t", r.table, "-I", r.chain, "1"}, r.args...)...); err != nil {
+			return fmt.Errorf("rules of network %s: %w", n.Name, err)
+		}
+	}
+	for _, r := range rules {
+		if r.top || r.has() {
+			continue
+		}
+		if err := iptables(append([]string{"-t", r.table, "-A", r.chain}, r.args...)...); err != nil {
+			return fmt.Errorf("rules of network %s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+// removeNetworkRules deletes a network's rules; missing ones are not an
+// error.
+func removeNetworkRules(n Network, defaultBridge string) error {
+	for _, r := range networkRules(n, defaultBridge) {
+		for r.has() {
+			if err := iptables(append([]string{"-t", r.table, "-D", r.chain}, r.args...)...); err != nil {
+				return fmt.Errorf("remove rules of network %s: %w", n.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// removeLegacyIsolation deletes the isolation rules that fusebox versions
+// using the firewall plugin put in its CNI-ADMIN chain (they now live in
+// FUSEBOX-FORWARD). The chain itself is the plugin's and stays.
+func removeLegacyIsolation() error {
+	out, err := exec.Command("iptables", "-w", "-t", "filter", "-S", legacyAdminChain).Output()
+	if err != nil {
+		return nil // no such chain: nothing to remove
+	}
+	var errs []error
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "-A ") || !strings.Contains(line, `"`+isolationComment+`"`) {
+			continue
+		}
+		args, err := splitRule(line)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("old isolation rule %q: %w", line, err))
+			continue
+		}
+		args[0] = "-D"
+		if err := iptables(append([]string{"-t", "filter"}, args...)...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// splitRule splits a line of `iptables -S` into arguments: words separated
+// by spaces, where a double-quoted word (a comment) may hold spaces and
+// backslash-escaped quotes.
+func splitRule(line string) ([]string, error) {
+	var args []string
+	var cur strings.Builder
+	inWord, quoted := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quoted && c == '\\' && i+1 < len(line):
+			i++
+			cur.WriteByte(line[i])
+		case c == '"':
+			quoted, inWord = !quoted, true
+		case c == ' ' && !quoted:
+			if inWord {
+				args = append(args, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if quoted {
+		return nil, errors.New("unterminated quote")
+	}
+	if inWord {
+		args = append(args, cur.String())
+	}
+	return args, nil
+}

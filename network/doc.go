@@ -1,7 +1,7 @@
 // Package network gives containers their network stacks with CNI: libcni
 // (github.com/containernetworking/cni) driving Debian's
-// containernetworking-plugins (bridge, host-local, portmap, firewall,
-// loopback), as nerdctl does. It knows nothing of images, the store or
+// containernetworking-plugins (bridge, host-local, portmap), as nerdctl
+// does, plus a few iptables rules per network that fusebox owns. It knows nothing of images, the store or
 // libcontainer; the daemon calls it around a container's start and stop.
 //
 // # Lifecycle
@@ -20,7 +20,7 @@
 //  2. Setup(ctx, Request{ID, Name, Hostname, Mode, Ports, MAC, IP, ...})
 //     before the container starts. For bridge and none modes it makes a
 //     named netns at <NetnsDir>/<id> (a bind mount of a fresh namespace, made
-//     on a locked thread that is then thrown away), brings lo up, and for
+//     on a locked thread that is then thrown away) with lo up, and for
 //     bridge runs CNI ADD with the port mappings. Host ports are checked
 //     first (against other sandboxes, and by binding them for a moment),
 //     so a taken port fails with ErrPortAllocated before anything exists.
@@ -34,8 +34,8 @@
 //     a user network, rewrite the hosts files of Neighbours(id) with
 //     WriteInPlace (in place, so the bind mounts see it).
 //  5. Teardown(ctx, id) after the container's processes are gone: CNI DEL on
-//     every network (veth, iptables rules, lease), then lo and the netns.
-//     It is idempotent.
+//     every network (veth, port mappings, lease), then the netns (lo goes
+//     with it). It is idempotent.
 //
 // Connect and Disconnect attach a running sandbox to more networks (eth1,
 // eth2, ...). CreateNetwork, RemoveNetwork, Networks, Network and Endpoints
@@ -69,12 +69,29 @@
 // give the first address only. As in Docker, the default bridge resolves
 // only --link names.
 //
-// Networks are isolated from each other as in Docker: rules in the firewall
-// plugin's CNI-ADMIN chain (which its CNI-FORWARD consults before accepting
-// anything) drop traffic that the host would route from one fusebox bridge
-// to another, and everything leaving an --internal network. They are added
-// when a network is created (and again by New, after a reboot) and removed
-// with it.
+// A container's start and stop cost as few execs as CNI allows, because
+// each costs 15-25 ms and the daemon does them around every `run`: ADD and
+// DEL run the bridge plugin and host-local (two execs each), plus portmap
+// only for a container that publishes ports. lo is brought up with an ioctl
+// when the namespace is made, not by the loopback plugin. Nothing per
+// container touches iptables: what the bridge plugin's ipMasq and the
+// firewall plugin did for each container is done once per network, as
+// Docker does, by rules that are added when a network is created (and again
+// by New, after a reboot) and removed with it:
+//
+//   - in the nat table, `-s SUBNET ! -o BRIDGE -j MASQUERADE`;
+//   - in fusebox's filter chain FUSEBOX-FORWARD, jumped to from the top of
+//     FORWARD: first the isolation rules, which drop what the host would
+//     route from one fusebox bridge to another and everything leaving an
+//     --internal network, as in Docker; then ACCEPT for what leaves the
+//     bridge and for what enters it as an answer (RELATED,ESTABLISHED) or
+//     to a published port (DNAT), so containers work where the FORWARD
+//     policy is DROP.
+//
+// Versions before this put the isolation rules in the firewall plugin's
+// CNI-ADMIN chain; New removes them from there. Their sandboxes' other
+// per-container state (loopback, firewall and masquerade rules) is removed
+// through libcni's cache, which keeps the plugin list each ADD used.
 //
 // resolv.conf follows Docker: the host's file, minus nameservers on
 // localhost (unreachable from a container's own netns), Docker's public

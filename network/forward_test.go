@@ -23,8 +23,9 @@ import (
 // thread and never unlocked, so the Go runtime throws the thread away when
 // the test ends, and the namespace with it. Everything the manager runs
 // (CNI plugins, iptables, ip) is forked from the calling goroutine and
-// inherits the namespace.
-func inOwnNetns(t *testing.T) {
+// inherits the namespace. A subtest runs on a goroutine of its own, in the
+// machine's namespace: it must call the returned enter first.
+func inOwnNetns(t *testing.T) (enter func(*testing.T)) {
 	t.Helper()
 	runtime.LockOSThread()
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
@@ -32,6 +33,18 @@ func inOwnNetns(t *testing.T) {
 	}
 	if err := loopbackUp(); err != nil {
 		t.Fatal(err)
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return func(t *testing.T) {
+		t.Helper()
+		runtime.LockOSThread() // never unlocked, as above
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			t.Fatalf("join the test's netns: %v", err)
+		}
 	}
 }
 

@@ -4,28 +4,28 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 )
 
-// rulesNaming lists the filter table's lines that name one of the bridges:
-// what a network's create added and its removal must take away again. Only
-// those are compared, because fusebox daemons of other packages' tests add
-// and remove rules of their own networks meanwhile (go test runs packages
-// in parallel).
-func rulesNaming(t *testing.T, bridges ...string) []string {
+// rulesNaming lists the filter and nat tables' lines that name one of the
+// bridges or subnets: what a network's create added and its removal must
+// take away again. Only those are compared, because fusebox daemons of other
+// packages' tests add and remove rules of their own networks meanwhile (go
+// test runs packages in parallel).
+func rulesNaming(t *testing.T, names ...string) []string {
 	t.Helper()
-	out, err := exec.Command("iptables-save", "-t", "filter").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var lines []string
-	for _, l := range strings.Split(string(out), "\n") {
-		for _, b := range bridges {
-			if strings.Contains(l, b) {
+	for _, table := range []string{"filter", "nat"} {
+		out, err := exec.Command("iptables-save", "-t", table).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if slices.ContainsFunc(names, func(n string) bool { return strings.Contains(l, n) }) {
 				lines = append(lines, l)
-				break
 			}
 		}
 	}
@@ -84,7 +84,7 @@ func TestNetworkIsolation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if left := rulesNaming(t, netA.Bridge, netB.Bridge); len(left) > 0 {
-		t.Fatalf("filter rules of two removed networks are left:\n%s", strings.Join(left, "\n"))
+	if left := rulesNaming(t, netA.Bridge, netB.Bridge, netA.Subnet.String(), netB.Subnet.String()); len(left) > 0 {
+		t.Fatalf("rules of two removed networks are left:\n%s", strings.Join(left, "\n"))
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,18 +23,10 @@ type snapshot struct {
 	Cache  int            // libcni cache entries
 }
 
-// daemonLine matches what fusebox daemons of other tests running at the
-// same time (go test ./... runs packages in parallel) add and remove: their
-// private bridges (fbx<8 hex>), their containers' 64-hex ids, their
-// subnets (10.220-251.x.x on private roots, 172.29/16 on the system one).
-// hashedChain matches the declarations of per-container chains (CNI-<24
-// hex>, CNI-DN-<24 hex>), which belong to whichever container; the rules in
-// them name its address, and those of this package's tests are counted.
-var (
-	daemonLine  = regexp.MustCompile(`fbx[0-9a-f]{8}|[0-9a-f]{64}|\b10\.(2[2-4][0-9]|25[01])\.[0-9]+\.[0-9]+|\b172\.29\.`)
-	hashedChain = regexp.MustCompile(`^:CNI-(DN-)?[0-9a-f]{24} `)
-)
-
+// The tests that take snapshots run in their own network namespace
+// (inOwnNetns), so every veth and iptables line counted is theirs: other
+// packages' test daemons, running at the same time, cannot change the
+// counts, and the counts must match exactly.
 func takeSnapshot(t *testing.T, cfg Config) snapshot {
 	t.Helper()
 	s := snapshot{Rules: map[string]int{}}
@@ -44,7 +35,7 @@ func takeSnapshot(t *testing.T, cfg Config) snapshot {
 		t.Fatal(err)
 	}
 	for _, l := range strings.Split(string(out), "\n") {
-		if l != "" && !daemonLine.MatchString(l) {
+		if l != "" {
 			s.Veths++
 		}
 	}
@@ -54,7 +45,7 @@ func takeSnapshot(t *testing.T, cfg Config) snapshot {
 			t.Fatal(err)
 		}
 		for _, l := range strings.Split(string(out), "\n") {
-			if l != "" && !strings.HasPrefix(l, "#") && !daemonLine.MatchString(l) && !hashedChain.MatchString(l) {
+			if l != "" && !strings.HasPrefix(l, "#") {
 				s.Rules[table]++
 			}
 		}
@@ -91,35 +82,27 @@ func (s snapshot) String() string {
 	return fmt.Sprintf("veths=%d rules=%v netns=%d leases=%d cache=%d", s.Veths, s.Rules, s.Netns, s.Leases, s.Cache)
 }
 
-// sameSnapshot reports whether after holds nothing more than before. Fewer
-// is not a leak: the shared host may lose rules and links of fusebox
-// daemons of other packages' tests, which stop while this one runs (go
-// test runs packages in parallel), and not every such line names its
-// daemon.
+// sameSnapshot reports whether after counts exactly what before did.
 func sameSnapshot(before, after snapshot) bool {
-	if after.Veths > before.Veths || after.Netns > before.Netns || after.Leases > before.Leases || after.Cache > before.Cache {
-		return false
-	}
-	for table, n := range after.Rules {
-		if n > before.Rules[table] {
-			return false
-		}
-	}
-	return true
+	return before.String() == after.String()
 }
 
 // TestNothingLeaks runs 50 setup/teardown cycles of a container with a
 // published port and a second network, and compares the counts of veths,
-// iptables rules, netns files, leases and cache entries with those before.
+// iptables rules, netns files, leases and cache entries with those before;
+// then it removes the second network, whose own rules (isolation,
+// forwarding, masquerade) must go with it.
 func TestNothingLeaks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("50 setup/teardown cycles: slow")
 	}
 	needRoot(t)
+	inOwnNetns(t)
 	ctx := context.Background()
 	m, cfg := newTestManager(t)
 	subnet := mustPrefix(t, "10.216."+strconv.Itoa(os.Getpid()%200)+".0/24")
-	if _, err := m.CreateNetwork(ctx, CreateOptions{Name: "leaknet", Subnet: subnet}); err != nil {
+	leaknet, err := m.CreateNetwork(ctx, CreateOptions{Name: "leaknet", Subnet: subnet})
+	if err != nil {
 		t.Fatal(err)
 	}
 	cycle := func(i int) {
@@ -136,8 +119,8 @@ func TestNothingLeaks(t *testing.T) {
 			t.Fatalf("cycle %d: %v", i, err)
 		}
 	}
-	// One cycle first: it makes the bridges and the plugins' shared chains
-	// (CNI-HOSTPORT-*, CNI-FORWARD, CNI-ADMIN), which stay by design.
+	// One cycle first: it makes the bridges and portmap's shared chains
+	// (CNI-HOSTPORT-*), which stay by design.
 	cycle(-1)
 	before := takeSnapshot(t, cfg)
 	if before.Netns != 0 || before.Leases != 0 || before.Cache != 0 {
@@ -151,6 +134,20 @@ func TestNothingLeaks(t *testing.T) {
 	if !sameSnapshot(before, after) {
 		t.Fatalf("leak after 50 cycles:\nbefore %v\nafter  %v", before, after)
 	}
+
+	own := []string{leaknet.Bridge, leaknet.Subnet.String()}
+	if got, want := len(rulesNaming(t, own...)), len(networkRules(leaknet, cfg.DefaultBridge)); got != want {
+		t.Fatalf("leaknet has %d rules naming it, want its %d:\n%s", got, want, strings.Join(rulesNaming(t, own...), "\n"))
+	}
+	if err := m.RemoveNetwork(ctx, "leaknet"); err != nil {
+		t.Fatal(err)
+	}
+	if left := rulesNaming(t, own...); len(left) > 0 {
+		t.Fatalf("rules of the removed network leaknet are left:\n%s", strings.Join(left, "\n"))
+	}
+	if _, err := net.InterfaceByName(leaknet.Bridge); err == nil {
+		t.Fatalf("bridge %s left after network rm", leaknet.Bridge)
+	}
 }
 
 // TestCleanupAfterCrash leaves sandboxes behind as a crashed daemon would,
@@ -158,9 +155,12 @@ func TestNothingLeaks(t *testing.T) {
 // removes all of them but the live one.
 func TestCleanupAfterCrash(t *testing.T) {
 	needRoot(t)
+	inOwnNetns(t)
 	ctx := context.Background()
 	m, cfg := newTestManager(t)
-	m.Setup(ctx, Request{ID: "warm", Mode: bridgeMode})
+	// A first container with a port makes the bridge and portmap's shared
+	// chains (CNI-HOSTPORT-*), which stay by design.
+	m.Setup(ctx, Request{ID: "warm", Mode: bridgeMode, Ports: []PortBinding{{ContainerPort: 80, Proto: "tcp"}}})
 	m.Teardown(ctx, "warm")
 	before := takeSnapshot(t, cfg)
 
@@ -227,6 +227,7 @@ func TestCleanupAfterCrash(t *testing.T) {
 // made, with an error callers can test.
 func TestBadInputLeavesNothing(t *testing.T) {
 	needRoot(t)
+	enter := inOwnNetns(t)
 	ctx := context.Background()
 	m, cfg := newTestManager(t)
 	holder, err := m.Setup(ctx, Request{ID: "holder", Name: "holder", Mode: bridgeMode, Ports: []PortBinding{{HostPort: freePort(t), ContainerPort: 80, Proto: "tcp"}}})
@@ -266,6 +267,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			enter(t)
 			req := tt.req
 			if req.ID == "" {
 				req.ID = "bad"

@@ -215,7 +215,13 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := removeLegacyIsolation(); err != nil {
+	var bridges []string
+	for _, n := range nets {
+		if n.Bridge != "" {
+			bridges = append(bridges, n.Bridge)
+		}
+	}
+	if err := removeLegacyIsolation(bridges); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
 	for _, n := range nets {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 )
 
@@ -167,8 +168,10 @@ func removeNetworkRules(n Network, defaultBridge string) error {
 
 // removeLegacyIsolation deletes the isolation rules that fusebox versions
 // using the firewall plugin put in its CNI-ADMIN chain (they now live in
-// FUSEBOX-FORWARD). The chain itself is the plugin's and stays.
-func removeLegacyIsolation() error {
+// FUSEBOX-FORWARD), for the given bridges only: a rule whose -i or -o is one
+// of them. Another daemon on the host (another root, or an older version
+// still running) keeps its own. The chain itself is the plugin's and stays.
+func removeLegacyIsolation(bridges []string) error {
 	out, err := exec.Command("iptables", "-w", "-t", "filter", "-S", legacyAdminChain).Output()
 	if err != nil {
 		return nil // no such chain: nothing to remove
@@ -183,12 +186,25 @@ func removeLegacyIsolation() error {
 			errs = append(errs, fmt.Errorf("old isolation rule %q: %w", line, err))
 			continue
 		}
+		if !namesBridge(args, bridges) {
+			continue
+		}
 		args[0] = "-D"
 		if err := iptables(append([]string{"-t", "filter"}, args...)...); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// namesBridge reports whether a rule's -i or -o is one of bridges.
+func namesBridge(args, bridges []string) bool {
+	for i := 0; i+1 < len(args); i++ {
+		if (args[i] == "-i" || args[i] == "-o") && slices.Contains(bridges, args[i+1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // splitRule splits a line of `iptables -S` into arguments: words separated

@@ -333,3 +333,48 @@ func wgetWithHosts(ns, hostsFile, url string) (string, error) {
 		`mount --bind "$1" /etc/hosts && exec busybox wget -q -O - "$2"`, "sh", hostsFile, url).CombinedOutput()
 	return string(out), err
 }
+
+// TestTeardownWithoutCache: when libcni's cache entry of an attachment is
+// gone, DEL is built again from the network and the sandbox's ports, with
+// portmap exactly when the container publishes ports, so nothing is left:
+// not the DNAT chain, not the lease.
+func TestTeardownWithoutCache(t *testing.T) {
+	needRoot(t)
+	inOwnNetns(t)
+	ctx := context.Background()
+	m, cfg := newTestManager(t)
+	for _, tt := range []struct {
+		id    string
+		ports []PortBinding
+	}{
+		{"nocache1", []PortBinding{{ContainerPort: 80, Proto: "tcp"}}},
+		{"nocache2", nil},
+	} {
+		sb, err := m.Setup(ctx, Request{ID: tt.id, Name: tt.id, Mode: bridgeMode, Ports: tt.ports})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := sb.Primary()
+		addr := p.Address.Addr().String()
+		had := rulesNaming(t, `\"`+tt.id+`\"`, addr+":")
+		if (len(had) > 0) != (len(tt.ports) > 0) {
+			t.Fatalf("%s with ports %v has these rules:\n%s", tt.id, tt.ports, strings.Join(had, "\n"))
+		}
+		cached, _ := filepath.Glob(filepath.Join(cfg.Root, "cache", "results", "*-"+tt.id+"-*"))
+		if len(cached) != 1 {
+			t.Fatalf("cache entries of %s: %q", tt.id, cached)
+		}
+		if err := os.Remove(cached[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Teardown(ctx, tt.id); err != nil {
+			t.Fatalf("teardown of %s without cache: %v", tt.id, err)
+		}
+		if left := rulesNaming(t, `\"`+tt.id+`\"`, addr+":"); len(left) > 0 {
+			t.Errorf("teardown of %s without cache left:\n%s", tt.id, strings.Join(left, "\n"))
+		}
+		if leases, _ := filepath.Glob(filepath.Join(cfg.Root, "ipam", "*", addr)); len(leases) > 0 {
+			t.Errorf("lease of %s left: %q", tt.id, leases)
+		}
+	}
+}

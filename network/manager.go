@@ -224,11 +224,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err := removeLegacyIsolation(bridges); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
-	for _, n := range nets {
-		// Rules are gone after a reboot; records are not.
-		if err := ensureNetworkRules(n, m.defaultBridge); err != nil {
-			return nil, fmt.Errorf("network: %w", err)
-		}
+	// Rules are gone after a reboot; records are not.
+	if err := ensureNetworkRules(nets, m.defaultBridge); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
 	}
 	return m, nil
 }

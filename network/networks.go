@@ -200,9 +200,9 @@ func (m *Manager) CreateNetwork(ctx context.Context, opts CreateOptions) (Networ
 		}
 		n.Gateway = opts.Gateway
 	}
-	if err := ensureNetworkRules(n, m.defaultBridge); err != nil {
+	if err := ensureNetworkRules([]Network{n}, m.defaultBridge); err != nil {
 		removeNetworkRules(n, m.defaultBridge)
-		return Network{}, err
+		return Network{}, fmt.Errorf("create network %s: %w", n.Name, err)
 	}
 	if err := m.store.PutNetwork(ctx, n); err != nil {
 		removeNetworkRules(n, m.defaultBridge)

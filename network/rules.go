@@ -61,7 +61,7 @@ func networkRules(n Network, defaultBridge string) []rule {
 		return nil
 	}
 	iso := func(args ...string) rule {
-		return rule{"filter", forwardChain, append(args, "-m", "comment", "--comment", isolationComment), true}
+		return rule{"filter", forwardChain, commented(isolationComment, args...), true}
 	}
 	var rules []rule
 	switch {
@@ -82,13 +82,21 @@ func networkRules(n Network, defaultBridge string) []rule {
 		return rules
 	}
 	fwd := func(args ...string) rule {
-		return rule{"filter", forwardChain, append(args, "-m", "comment", "--comment", forwardComment), false}
+		return rule{"filter", forwardChain, commented(forwardComment, args...), false}
 	}
 	return append(rules,
 		fwd("-i", x, "-j", "ACCEPT"),
 		fwd("-o", x, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT"),
-		rule{"nat", "POSTROUTING", []string{"-s", n.Subnet.Masked().String(), "!", "-o", x,
-			"-m", "comment", "--comment", masqComment(n.Name), "-j", "MASQUERADE"}, false})
+		rule{"nat", "POSTROUTING", commented(masqComment(n.Name), "-s", n.Subnet.Masked().String(), "!", "-o", x, "-j", "MASQUERADE"), false})
+}
+
+// commented puts a comment match before the rule's final "-j TARGET", where
+// `iptables -S` prints it, so that a listed rule reads as it was given.
+func commented(comment string, args ...string) []string {
+	n := len(args) - 2
+	out := append([]string(nil), args[:n]...)
+	out = append(out, "-m", "comment", "--comment", comment)
+	return append(out, args[n:]...)
 }
 
 func masqComment(network string) string { return "fusebox network " + network + " masquerade" }
@@ -106,48 +114,91 @@ func (r rule) has() bool {
 	return iptables(append([]string{"-t", r.table, "-C", r.chain}, r.args...)...) == nil
 }
 
-// ensureForwardChain makes fusebox's filter chain and the jump to it at the
-// top of FORWARD, if they are missing. Other daemons (other roots, tests)
-// may race to make them: a chain that exists after a failed -N is fine.
-func ensureForwardChain() error {
-	if iptables("-t", "filter", "-S", forwardChain) != nil {
-		if err := iptables("-t", "filter", "-N", forwardChain); err != nil && iptables("-t", "filter", "-S", forwardChain) != nil {
-			return err
+// listChain returns the rules of one chain as `iptables -S` prints them,
+// each as its arguments after "-A <chain>", joined by NUL bytes (see key),
+// and whether the chain exists.
+func listChain(table, chain string) (map[string]bool, bool) {
+	out, err := exec.Command("iptables", "-w", "-t", table, "-S", chain).Output()
+	if err != nil {
+		return nil, false
+	}
+	rules := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "-A ") {
+			continue
+		}
+		if args, err := splitRule(line); err == nil && len(args) > 2 {
+			rules[strings.Join(args[2:], "\x00")] = true
+		}
+	}
+	return rules, true
+}
+
+func (r rule) key() string { return strings.Join(r.args, "\x00") }
+
+// ensureForwardChain makes fusebox's filter chain, if missing, and the jump
+// to it at the top of FORWARD, and returns the chain's rules. Other daemons
+// (other roots, tests) may race to make the chain: one that exists after a
+// failed -N is fine.
+func ensureForwardChain() (map[string]bool, error) {
+	listed, ok := listChain("filter", forwardChain)
+	if !ok {
+		if err := iptables("-t", "filter", "-N", forwardChain); err != nil {
+			if listed, ok = listChain("filter", forwardChain); !ok {
+				return nil, err
+			}
 		}
 	}
 	jump := rule{"filter", "FORWARD", []string{"-m", "comment", "--comment", jumpComment, "-j", forwardChain}, true}
 	if !jump.has() {
-		return iptables(append([]string{"-t", "filter", "-I", "FORWARD", "1"}, jump.args...)...)
+		if err := iptables(append([]string{"-t", "filter", "-I", "FORWARD", "1"}, jump.args...)...); err != nil {
+			return nil, err
+		}
 	}
-	return nil
+	return listed, nil
 }
 
-// ensureNetworkRules adds a network's rules that are missing.
-func ensureNetworkRules(n Network, defaultBridge string) error {
-	rules := networkRules(n, defaultBridge)
+// ensureNetworkRules adds the rules of the networks that are missing. It
+// lists the two chains it adds to once, so that a daemon's start-up costs a
+// few execs however many networks it has; a rule not found in the listing
+// (iptables may print one differently from how it was given) is checked
+// with -C before it is added, so it is never added twice.
+func ensureNetworkRules(nets []Network, defaultBridge string) error {
+	var rules []rule
+	for _, n := range nets {
+		rules = append(rules, networkRules(n, defaultBridge)...)
+	}
 	if len(rules) == 0 {
 		return nil
 	}
-	if err := ensureForwardChain(); err != nil {
-		return fmt.Errorf("rules of network %s: %w", n.Name, err)
+	filter, err := ensureForwardChain()
+	if err != nil {
+		return fmt.Errorf("network rules: %w", err)
+	}
+	nat, _ := listChain("nat", "POSTROUTING")
+	present := func(r rule) bool {
+		if (r.table == "filter" && filter[r.key()]) || (r.table == "nat" && nat[r.key()]) {
+			return true
+		}
+		return r.has()
 	}
 	// Inserting at the top reverses order, so the top rules go in last
 	// first: a network's ACCEPT of its own traffic stays above its DROPs.
 	for i := len(rules) - 1; i >= 0; i-- {
 		r := rules[i]
-		if !r.top || r.has() {
+		if !r.top || present(r) {
 			continue
 		}
 		if err := iptables(append([]string{"-t", r.table, "-I", r.chain, "1"}, r.args...)...); err != nil {
-			return fmt.Errorf("rules of network %s: %w", n.Name, err)
+			return fmt.Errorf("network rules: %w", err)
 		}
 	}
 	for _, r := range rules {
-		if r.top || r.has() {
+		if r.top || present(r) {
 			continue
 		}
 		if err := iptables(append([]string{"-t", r.table, "-A", r.chain}, r.args...)...); err != nil {
-			return fmt.Errorf("rules of network %s: %w", n.Name, err)
+			return fmt.Errorf("network rules: %w", err)
 		}
 	}
 	return nil

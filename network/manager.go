@@ -591,8 +591,8 @@ func (m *Manager) cachedList(id, network, ifName string) (*libcni.NetworkConfigL
 }
 
 // Teardown removes everything Setup and Connect made for a container: CNI
-// DEL on each network (veth, iptables rules, IPAM lease), lo, and the
-// namespace file. Call it after the container's processes are gone. It is
+// DEL on each network (veth, port mappings, IPAM lease) and the namespace
+// file (lo goes with the namespace). Call it after the container's processes are gone. It is
 // idempotent: an unknown id only has its leftovers, if any, removed.
 func (m *Manager) Teardown(ctx context.Context, id string) error {
 	m.mu.Lock()

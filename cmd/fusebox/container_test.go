@@ -16,6 +16,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/fusebox/fusebox/internal/testenv"
+	"github.com/fusebox/fusebox/launcher"
 	"github.com/fusebox/fusebox/testdata"
 )
 
@@ -485,5 +486,29 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestShimIsTheSmallBinary: with fusebox-shim installed next to fusebox,
+// the daemon runs it as each container's shim, and libcontainer re-executes
+// that same binary as the container's init (the point of the small binary:
+// a start pays for its start-up, not the whole CLI's).
+func TestShimIsTheSmallBinary(t *testing.T) {
+	e := withBusybox(t)
+	id := strings.TrimSpace(e.ok("run", "-d", "busybox", "sleep", "60"))
+	t.Cleanup(func() { e.fusebox("rm", "-f", id) })
+	pid, err := os.ReadFile(filepath.Join(e.root, "containers", id, launcher.PidFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Readlink("/proc/" + strings.TrimSpace(string(pid)) + "/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(filepath.Dir(fuseboxBin), launcher.ShimBinary); exe != want {
+		t.Errorf("the shim runs %s, want %s", exe, want)
+	}
+	if out := e.ok("run", "--rm", "busybox", "echo", "ran"); out != "ran\n" {
+		t.Errorf("a container started by fusebox-shim printed %q", out)
 	}
 }

@@ -46,13 +46,29 @@ func (e *env) fail(want int, msg string, args ...string) {
 	}
 }
 
+// containerDirs lists the state directories under the root, once none is
+// left of a removed container: the daemon reports a removal before it
+// unmounts the rootfs and removes the directory (RemoveContainer), so this
+// waits up to 10 s for that before it returns what is there.
 func (e *env) containerDirs() []string {
-	ents, _ := os.ReadDir(filepath.Join(e.root, "containers"))
-	var out []string
-	for _, d := range ents {
-		out = append(out, d.Name())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ids := map[string]bool{}
+		for _, id := range strings.Fields(e.ok("ps", "-aq", "--no-trunc")) {
+			ids[id] = true
+		}
+		ents, _ := os.ReadDir(filepath.Join(e.root, "containers"))
+		var out []string
+		orphans := false
+		for _, d := range ents {
+			out = append(out, d.Name())
+			orphans = orphans || !ids[d.Name()]
+		}
+		if !orphans || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return out
 }
 
 func TestRunFlagsFromInside(t *testing.T) {
@@ -237,6 +253,7 @@ func TestRunRmLeavesNothing(t *testing.T) {
 	if dirs := e.containerDirs(); len(dirs) != 0 {
 		t.Errorf("state dirs left: %v", dirs)
 	}
+	// The rootfs is unmounted before its directory is removed.
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	if strings.Contains(string(mi), filepath.Join(e.root, "containers")) {
 		t.Errorf("mounts left under the root")

@@ -36,7 +36,8 @@ func Scenarios(cfg Config, ds *Dataset, scratch string) []Case {
 		}
 	}
 	var cases []Case
-	cases = append(cases, runcStart(ds, scratch), fuseboxStart(cli, images, ds))
+	cases = append(cases, runcStart(ds, scratch), fuseboxStart(cli, images, ds, ""),
+		fuseboxStart(cli, images, ds, "none"), fuseboxStart(cli, images, ds, "host"))
 	for _, n := range []int{ds.Spec.DiffSmall, ds.Spec.DiffLarge} {
 		name := fmt.Sprintf("diff, 10 changes, %s-file image", count(n))
 		for _, an := range []string{KernelOverlayName, FuseOverlayfsName} {
@@ -133,21 +134,31 @@ func runcStart(ds *Dataset, scratch string) Case {
 	return c
 }
 
-func fuseboxStart(cli Fusebox, images *imageLoader, ds *Dataset) Case {
+// fuseboxStart is `fusebox run --rm IMAGE true`; with netMode, `--net
+// netMode` too. The issue's figure is the default network (a bridge, as
+// Docker's); none is the runc anchor's own setting (a netns with lo), host
+// has no netns at all.
+func fuseboxStart(cli Fusebox, images *imageLoader, ds *Dataset, netMode string) Case {
 	var ref string
 	c := Case{Workload: startName, Backend: "fusebox", Unit: "ms", Better: LowerIsBetter,
-		Note: "fusebox run --rm of the busybox layer as an image, daemon warm"}
+		Note: "fusebox run --rm of the busybox layer as an image, default network, daemon warm"}
+	args := []string{"run", "--rm"}
+	if netMode != "" {
+		c.Backend += " --net=" + netMode
+		c.Note = "the same with --net=" + netMode
+		args = append(args, "--net="+netMode)
+	}
 	c.Available = func(ctx context.Context) error { return cli.Has(ctx, "run", "load") }
 	c.Setup = func(ctx context.Context) (err error) {
 		if ref, err = images.load(ctx, "busybox", []string{ds.Base}); err != nil {
 			return err
 		}
-		_, err = cli.Run(ctx, "run", "--rm", ref, "true") // warms the daemon
+		_, err = cli.Run(ctx, append(args, ref, "true")...) // warms the daemon
 		return err
 	}
 	c.Run = func(ctx context.Context, i int) (float64, error) {
 		start := time.Now()
-		if _, err := cli.Run(ctx, "run", "--rm", ref, "true"); err != nil {
+		if _, err := cli.Run(ctx, append(args, ref, "true")...); err != nil {
 			return 0, err
 		}
 		ms := since(start, "ms")

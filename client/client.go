@@ -62,7 +62,10 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := moby.New(moby.WithHost(opts.Host))
+	// The API version is the daemon's own, pinned: the fusebox CLI talks to
+	// a fusebox daemon, and negotiating would cost every command a /_ping
+	// round trip before its first request.
+	c, err := moby.New(moby.WithHost(opts.Host), moby.WithAPIVersion(daemon.APIVersion))
 	if err != nil {
 		return nil, fmt.Errorf("create client: %w", err)
 	}

@@ -1216,25 +1216,29 @@ func (d *Daemon) RemoveContainer(ctx context.Context, c *ctr, force bool) error 
 	m := c.mount
 	c.mount = nil
 	c.mu.Unlock()
-	if m != nil {
-		if err := m.Unmount(); err != nil {
-			d.log.Warn("unmount container rootfs", "id", rec.ID, "err", err)
-		}
-	}
-	unmountStale(filepath.Join(c.dir, "merged"))
 	if err := d.containers.bucket.Delete(context.WithoutCancel(ctx), rec.ID); err != nil {
 		c.mu.Lock()
 		c.removing = false
 		c.rec.State.Status = container.StateDead
+		c.mount = m
 		c.mu.Unlock()
 		return err
 	}
 	d.releaseMounts(ctx, rec, c.dir)
-	if err := os.RemoveAll(c.dir); err != nil {
-		d.log.Warn("remove container dir", "id", rec.ID, "err", err)
-	}
-	_ = os.Remove(d.shimLink(rec.ID))
-	_ = os.Remove(filepath.Dir(d.shimLink(rec.ID))) // only when empty
+	// The rootfs and the state directory go after the removal is reported:
+	// nothing reaches them once the record is gone, and a `run --rm` need
+	// not wait for a FUSE unmount. A daemon that dies first removes the
+	// directory at its next start (removeOrphanDirs).
+	d.containers.wg.Add(1)
+	go func() {
+		defer d.containers.wg.Done()
+		if m != nil {
+			if err := m.Unmount(); err != nil {
+				d.log.Warn("unmount container rootfs", "id", rec.ID, "err", err)
+			}
+		}
+		d.removeContainerDir(rec.ID, c.dir)
+	}()
 	s := d.containers
 	s.mu.Lock()
 	delete(s.byID, rec.ID)

@@ -249,9 +249,16 @@ func (d *Daemon) supervise(c *ctr, shim *launcher.Shim, exited chan struct{}) {
 	t0 := time.Now()
 	c.mu.Lock()
 	m := c.mount
-	c.mount, c.shim = nil, nil
+	c.shim = nil
+	// An --rm container's rootfs goes with the container, after its
+	// removal is reported (RemoveContainer); any other is unmounted before
+	// the exit is, so that diff, commit and a new start see it settled.
+	autoRemove := c.rec.HostConfig.AutoRemove
+	if !autoRemove {
+		c.mount = nil
+	}
 	c.mu.Unlock()
-	if m != nil {
+	if m != nil && !autoRemove {
 		if err := m.Unmount(); err != nil {
 			d.log.Warn("unmount container rootfs", "id", c.snapshot().ID, "err", err)
 		}

@@ -282,8 +282,41 @@ func (d *Daemon) initContainers(ctx context.Context) error {
 			d.log.Warn("recover container", "id", c.rec.ID, "err", err)
 		}
 	}
+	d.removeOrphanDirs()
 	d.OnClose(d.shutdownContainers)
 	return nil
+}
+
+// removeOrphanDirs removes the state directories no container record owns:
+// RemoveContainer deletes the record first and the directory after, so a
+// daemon that died in between leaves one.
+func (d *Daemon) removeOrphanDirs() {
+	ents, err := os.ReadDir(filepath.Join(d.root, ContainersDir))
+	if err != nil {
+		return
+	}
+	s := d.containers
+	for _, e := range ents {
+		s.mu.Lock()
+		_, owned := s.byID[e.Name()]
+		s.mu.Unlock()
+		if owned || !e.IsDir() {
+			continue
+		}
+		d.log.Info("remove leftover container dir", "id", e.Name())
+		d.removeContainerDir(e.Name(), d.containerDir(e.Name()))
+	}
+}
+
+// removeContainerDir removes a removed container's state directory, its
+// rootfs mount point unmounted first should a mount be left on it.
+func (d *Daemon) removeContainerDir(id, dir string) {
+	unmountStale(filepath.Join(dir, "merged"))
+	if err := os.RemoveAll(dir); err != nil {
+		d.log.Warn("remove container dir", "id", id, "err", err)
+	}
+	_ = os.Remove(d.shimLink(id))
+	_ = os.Remove(filepath.Dir(d.shimLink(id))) // only when empty
 }
 
 // errNotRunning is Docker's conflict for an operation on a stopped container.

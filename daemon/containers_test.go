@@ -258,8 +258,16 @@ func TestCreatedContainersAPI(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("wait removed did not return")
 	}
-	if _, err := os.Stat(filepath.Join(root, ContainersDir, two.ID)); !os.IsNotExist(err) {
-		t.Errorf("state dir after rm: %v", err)
+	// The directory goes after the removal is reported.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, err := os.Stat(filepath.Join(root, ContainersDir, two.ID))
+		if os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("state dir after rm: %v", err)
+			break
+		}
 	}
 	pr, err := c.ContainerPrune(ctx, moby.ContainerPruneOptions{})
 	if err != nil || len(pr.Report.ContainersDeleted) != 1 || pr.Report.ContainersDeleted[0] != res.ID {
@@ -312,8 +320,21 @@ func TestContainerRecordsSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop()
+	// A directory no record owns is what a daemon that died between a
+	// removal's report and its directory's removal leaves: the next
+	// start removes it, and only it.
+	orphan := filepath.Join(root, ContainersDir, strings.Repeat("ab", 32))
+	if err := os.MkdirAll(filepath.Join(orphan, "merged"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	c, stop = serve()
 	defer stop()
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Errorf("orphan state dir after restart: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, ContainersDir, res.ID)); err != nil {
+		t.Errorf("a kept container's state dir after restart: %v", err)
+	}
 	ins, err := c.ContainerInspect(context.Background(), "kept", moby.ContainerInspectOptions{})
 	if err != nil || ins.Container.ID != res.ID || ins.Container.State.Status != container.StateCreated {
 		t.Errorf("after restart: %+v, %v", ins.Container.State, err)

@@ -57,9 +57,10 @@ type Config struct {
 	Host string
 	// Log receives the daemon's log records; nil logs to <root>/daemon.log.
 	Log *slog.Logger
-	// Exe is the fusebox binary the daemon runs as each container's shim
-	// (`Exe shim DIR`); empty means the running executable, which is right
-	// for `fusebox daemon` and wrong for a daemon inside a test binary.
+	// Exe is the binary the daemon runs as each container's shim (`Exe
+	// shim DIR`); empty means launcher.DefaultExe: fusebox-shim next to the
+	// running executable, else the executable itself, which is right for
+	// `fusebox daemon` and wrong for a daemon inside a test binary.
 	Exe string
 	// Registry adds to the registry settings of <root>/daemon.json
 	// (mirrors, insecure registries): the daemon's command-line flags.

@@ -67,7 +67,7 @@ func (s bucketNetworkStore) Networks(ctx context.Context) ([]network.Network, er
 // those would hand out the same addresses and remove each other's
 // namespaces.
 func networkConfig(root string, store network.Store) network.Config {
-	cfg := network.Config{Root: filepath.Join(root, "network"), Store: store}
+	cfg := network.Config{Root: filepath.Join(root, "network"), Store: store, Spare: true}
 	if root == DefaultRoot {
 		return cfg
 	}
@@ -98,15 +98,18 @@ func (d *Daemon) initNetwork(ctx context.Context) error {
 	if err := m.Cleanup(ctx, nil); err != nil {
 		d.log.Warn("network cleanup at start-up", "err", err)
 	}
-	if d.root != DefaultRoot {
-		// Registered before the containers' shutdown, so it runs after it.
-		d.OnClose(func() error {
+	// Registered before the containers' shutdown, so it runs after it.
+	d.OnClose(func() error {
+		if err := m.Close(context.Background()); err != nil {
+			d.log.Warn("network shutdown", "err", err)
+		}
+		if d.root != DefaultRoot {
 			if err := m.Release(context.Background()); err != nil {
 				d.log.Warn("release network resources", "err", err)
 			}
-			return nil
-		})
-	}
+		}
+		return nil
+	})
 	return nil
 }
 
@@ -360,20 +363,32 @@ func endpointOptions(ep *apinet.EndpointSettings) network.EndpointOptions {
 }
 
 // teardownNetwork removes the container's network stack (veths, rules,
-// leases, netns) and takes its name out of its neighbours' hosts files.
-// It is idempotent; failures are logged, and the sandbox record stays for
-// the next Teardown or the start-up Cleanup.
+// leases, netns) and takes its name out of its neighbours' hosts files;
+// the container's processes must be gone. A container only on the default
+// network without published ports has no neighbours and nothing that must
+// be free at once, so its teardown finishes in the background, after the
+// exit is reported (network.Manager.Retire). It is idempotent; failures are
+// logged, and the sandbox record stays for the next Teardown or the
+// start-up Cleanup.
 func (d *Daemon) teardownNetwork(ctx context.Context, id string) {
 	if d.net == nil {
 		return
 	}
 	neighbours := d.net.Neighbours(id)
-	if err := d.net.Teardown(ctx, id); err != nil {
-		d.log.Warn("network teardown", "id", id, "err", err)
+	done := d.net.Retire(context.WithoutCancel(ctx), id)
+	finish := func() {
+		if err := <-done; err != nil {
+			d.log.Warn("network teardown", "id", id, "err", err)
+		}
+		for _, n := range neighbours {
+			d.rewriteHosts(ctx, n)
+		}
 	}
-	for _, n := range neighbours {
-		d.rewriteHosts(ctx, n)
+	if len(neighbours) == 0 {
+		go finish()
+		return
 	}
+	finish()
 }
 
 // refreshNeighbours rewrites the hosts files of the containers that share

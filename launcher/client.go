@@ -92,7 +92,7 @@ type Config struct {
 	// and /etc/resolv.conf; nil gives localhost entries and the host's
 	// resolv.conf. /etc/hostname is Spec.Hostname.
 	Hosts, ResolvConf []byte
-	// Exe is the fusebox binary run as `Exe shim`; default /proc/self/exe.
+	// Exe is the binary run as `Exe shim DIR`; default DefaultExe().
 	Exe string
 }
 
@@ -155,7 +155,7 @@ func Start(ctx context.Context, cfg Config) (*Shim, error) {
 	}
 	exe := cfg.Exe
 	if exe == "" {
-		exe = "/proc/self/exe"
+		exe = DefaultExe()
 	}
 	sp, err := takeShim(exe)
 	if err != nil {
@@ -210,6 +210,24 @@ func Start(ctx context.Context, cfg Config) (*Shim, error) {
 	return &Shim{id: cfg.ID, stateDir: cfg.StateDir, pid: r.msg.Pid}, nil
 }
 
+// ShimBinary is the name of the small shim binary installed next to fusebox.
+const ShimBinary = "fusebox-shim"
+
+// DefaultExe is the binary Start runs as the shim when Config.Exe is empty:
+// fusebox-shim next to the running executable when it is there, since a
+// container start re-executes the shim's binary as the container's init
+// and the small binary starts faster; otherwise the running executable
+// itself (`fusebox shim`, `fusebox init`).
+func DefaultExe() string {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), ShimBinary)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return "/proc/self/exe"
+}
+
 // A shim is started before it is needed, as a spare: `fusebox shim -`
 // waits on the descriptor StateDirFdEnv names for the line that gives its
 // state directory, then goes on as `fusebox shim DIR` would. The daemon
@@ -247,7 +265,7 @@ func spawnShim(exe string) (*spareShim, error) {
 		readyW.Close()
 		return nil, fmt.Errorf("shim state dir pipe: %w", err)
 	}
-	cmd := exec.Command(exe, "shim", SpareStateDir)
+	cmd := exec.Command(exe, ShimArg, SpareStateDir)
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{readyW, dirR}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

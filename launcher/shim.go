@@ -92,12 +92,23 @@ func (s *subscriber) send(stream byte, p []byte) {
 	}
 }
 
-// RunShim is the body of `fusebox shim`: it runs the container described
-// by the state directory's config.json, serves the daemon on the state
-// directory's socket until the command has exited and the container is
-// destroyed, and records the exit status. ready receives one JSON line when
-// the container exists (or failed to), then is closed.
-func RunShim(ctx context.Context, stateDir string, ready io.WriteCloser) error {
+// ShimArg is the argument with which Start runs a shim: `<exe> shim DIR`.
+const ShimArg = "shim"
+
+// RunShim is the body of `fusebox shim DIR` (and of fusebox-shim): it runs
+// the container described by the state directory's config.json, serves the
+// daemon on the state directory's socket until the command has exited and
+// the container is destroyed, and records the exit status. The descriptor
+// ReadyFdEnv names, when Start passed one, receives one JSON line when the
+// container exists (or failed to), then is closed.
+func RunShim(ctx context.Context, stateDir string) error {
+	var ready io.WriteCloser
+	if fd, err := strconv.Atoi(os.Getenv(ReadyFdEnv)); err == nil && fd > 2 {
+		// Not for the container's init, which the shim forks.
+		unix.CloseOnExec(fd)
+		ready = os.NewFile(uintptr(fd), "ready")
+	}
+	os.Unsetenv(ReadyFdEnv)
 	// libcontainer logs through logrus to stderr, which is the shim log;
 	// keep it to what someone debugging a container needs.
 	logrus.SetLevel(logrus.WarnLevel)

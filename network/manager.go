@@ -87,6 +87,10 @@ type Config struct {
 	// is first created; the package defaults if zero.
 	DefaultSubnet netip.Prefix
 	DefaultBridge string
+	// Spare keeps a sandbox on the default network made ahead of need, for
+	// the next container that asks for nothing else (spare.go). The daemon
+	// turns it on; without it every Setup makes its own.
+	Spare bool
 }
 
 // Manager sets up and tears down the network stacks of containers. Every
@@ -97,10 +101,20 @@ type Manager struct {
 	root, netnsDir string
 	defaultBridge  string
 	store          Store
-	cni            *libcni.CNIConfig
+	cni            *cniCalls
 
 	mu        sync.Mutex
-	sandboxes map[string]*Sandbox
+	sandboxes map[string]*Sandbox // by container id
+	// spare is a sandbox on the default network made ahead of need, and
+	// filling is closed when the one being made is ready (spare.go).
+	spare   *Sandbox
+	filling chan struct{}
+	// retiring holds, by container id, the sandboxes Retire is tearing
+	// down in the background; each channel is closed when that is done.
+	retiring map[string]chan struct{}
+	useSpare bool
+	closed   bool
+	bg       sync.WaitGroup // spare fills and retirements
 }
 
 // Attachment is one interface of a sandbox on one bridge network.
@@ -119,7 +133,10 @@ type Attachment struct {
 // Sandbox is a container's network stack: what Setup made and Teardown
 // removes. It is saved under Root/sandboxes so it survives a restart.
 type Sandbox struct {
-	ID       string `json:"id"`
+	ID string `json:"id"` // the container's id
+	// Key is the sandbox's CNI container id and netns file name when they
+	// are not ID: a sandbox made as a spare before its container existed.
+	Key      string `json:"key,omitempty"`
 	Name     string `json:"name"`
 	Hostname string `json:"hostname,omitempty"`
 	Mode     Mode   `json:"mode"`
@@ -132,6 +149,14 @@ type Sandbox struct {
 	Attachments []Attachment  `json:"attachments,omitempty"`
 	Ports       []PortBinding `json:"ports,omitempty"` // on the first attachment's network
 	Created     time.Time     `json:"created"`
+}
+
+// cniID is what CNI and the netns directory know the sandbox by.
+func (s *Sandbox) cniID() string {
+	if s.Key != "" {
+		return s.Key
+	}
+	return s.ID
 }
 
 // Primary is the first attachment (eth0), if any.
@@ -202,8 +227,10 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		netnsDir:      cfg.NetnsDir,
 		defaultBridge: cfg.DefaultBridge,
 		store:         cfg.Store,
-		cni:           libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, filepath.Join(cfg.Root, "cache"), nil),
+		cni:           &cniCalls{c: libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, filepath.Join(cfg.Root, "cache"), nil)},
 		sandboxes:     map[string]*Sandbox{},
+		retiring:      map[string]chan struct{}{},
+		useSpare:      cfg.Spare,
 	}
 	if err := m.ensurePredefined(ctx, cfg); err != nil {
 		return nil, err
@@ -325,11 +352,25 @@ type Request struct {
 // address, routes, NAT and published ports. Ports are checked before
 // anything is made: a taken one fails with ErrPortAllocated and leaves
 // nothing behind, as does any other failure. Give the returned NetnsPath to
-// the container's spec ("" means stay in the host's namespace).
+// the container's spec ("" means stay in the host's namespace). A request
+// for the default network alone takes the spare sandbox made ahead of it
+// when there is one, and starts making the next (spare.go).
 func (m *Manager) Setup(ctx context.Context, req Request) (*Sandbox, error) {
 	if !validName(req.ID) {
 		return nil, fmt.Errorf("network setup: invalid container id %q", req.ID)
 	}
+	m.awaitRetired(req.ID)
+	if !m.useSpare || !spareFits(req) {
+		return m.setup(ctx, req)
+	}
+	defer m.refillSpare()
+	if sb, ok, err := m.takeSpare(req); ok {
+		return sb, err
+	}
+	return m.setup(ctx, req)
+}
+
+func (m *Manager) setup(ctx context.Context, req Request) (*Sandbox, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.sandboxes[req.ID]; ok {
@@ -430,7 +471,7 @@ func (m *Manager) makeNetns(sb *Sandbox) error {
 }
 
 func (m *Manager) runtimeConf(sb *Sandbox, ifName string, caps map[string]any) *libcni.RuntimeConf {
-	return &libcni.RuntimeConf{ContainerID: sb.ID, NetNS: sb.NetnsPath, IfName: ifName, CapabilityArgs: caps}
+	return &libcni.RuntimeConf{ContainerID: sb.cniID(), NetNS: sb.NetnsPath, IfName: ifName, CapabilityArgs: caps}
 }
 
 // EndpointOptions are the per-network settings of a sandbox's interface.
@@ -544,7 +585,7 @@ func capabilityArgs(n Network, ep EndpointOptions, ports []PortBinding) map[stri
 // rebuilt from the network and the sandbox's ports, as ADD made them.
 func (m *Manager) detach(ctx context.Context, sb *Sandbox, a Attachment, ports []PortBinding) error {
 	rt := m.runtimeConf(sb, a.IfName, nil)
-	list, caps, err := m.cachedList(sb.ID, a.Network, a.IfName)
+	list, caps, err := m.cachedList(sb.cniID(), a.Network, a.IfName)
 	if err != nil {
 		return err
 	}
@@ -569,7 +610,7 @@ func (m *Manager) detach(ctx context.Context, sb *Sandbox, a Attachment, ports [
 		return fmt.Errorf("detach %s from %s: %w", sb.ID, a.Network, err)
 	}
 	if lost && masqPerContainer(list) {
-		return removeMasqRules(a.Network, sb.ID)
+		return removeMasqRules(a.Network, sb.cniID())
 	}
 	return nil
 }
@@ -592,9 +633,11 @@ func (m *Manager) cachedList(id, network, ifName string) (*libcni.NetworkConfigL
 
 // Teardown removes everything Setup and Connect made for a container: CNI
 // DEL on each network (veth, port mappings, IPAM lease) and the namespace
-// file (lo goes with the namespace). Call it after the container's processes are gone. It is
-// idempotent: an unknown id only has its leftovers, if any, removed.
+// file (lo goes with the namespace). Call it after the container's
+// processes are gone. It is idempotent: an unknown id only has its
+// leftovers, if any, removed.
 func (m *Manager) Teardown(ctx context.Context, id string) error {
+	m.awaitRetired(id)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	sb, ok := m.sandboxes[id]
@@ -608,6 +651,20 @@ func (m *Manager) Teardown(ctx context.Context, id string) error {
 }
 
 func (m *Manager) teardownLocked(ctx context.Context, sb *Sandbox) error {
+	if err := m.teardown(ctx, sb); err != nil {
+		// Keep the record so that Cleanup or another Teardown can retry.
+		return err
+	}
+	delete(m.sandboxes, sb.ID)
+	if err := os.Remove(m.sandboxPath(sb.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("teardown %s: %w", sb.ID, err)
+	}
+	return nil
+}
+
+// teardown undoes what Setup and Connect made for sb on the host. It needs
+// no lock: the CNI calls take their own (cniCalls), and sb is the caller's.
+func (m *Manager) teardown(ctx context.Context, sb *Sandbox) error {
 	// Undoing must finish even when the caller gave up waiting: a DEL cut
 	// short leaves rules and leases behind.
 	ctx = context.WithoutCancel(ctx)
@@ -625,7 +682,7 @@ func (m *Manager) teardownLocked(ctx context.Context, sb *Sandbox) error {
 		// What the record does not list but the cache may: the loopback
 		// attachment of a sandbox made by an older version. Usually nothing:
 		// one directory read.
-		if err := m.delCached(ctx, sb.ID); err != nil {
+		if err := m.delCached(ctx, sb.cniID()); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -635,11 +692,6 @@ func (m *Manager) teardownLocked(ctx context.Context, sb *Sandbox) error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		// Keep the record so that Cleanup or another Teardown can retry.
-		return fmt.Errorf("teardown %s: %w", sb.ID, err)
-	}
-	delete(m.sandboxes, sb.ID)
-	if err := os.Remove(m.sandboxPath(sb.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("teardown %s: %w", sb.ID, err)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/fusebox/fusebox/internal/testenv"
+	"github.com/fusebox/fusebox/launcher"
 	"github.com/fusebox/fusebox/testdata"
 )
 
@@ -45,13 +46,29 @@ func (e *env) fail(want int, msg string, args ...string) {
 	}
 }
 
+// containerDirs lists the state directories under the root, once none is
+// left of a removed container: the daemon reports a removal before it
+// unmounts the rootfs and removes the directory (RemoveContainer), so this
+// waits up to 10 s for that before it returns what is there.
 func (e *env) containerDirs() []string {
-	ents, _ := os.ReadDir(filepath.Join(e.root, "containers"))
-	var out []string
-	for _, d := range ents {
-		out = append(out, d.Name())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ids := map[string]bool{}
+		for _, id := range strings.Fields(e.ok("ps", "-aq", "--no-trunc")) {
+			ids[id] = true
+		}
+		ents, _ := os.ReadDir(filepath.Join(e.root, "containers"))
+		var out []string
+		orphans := false
+		for _, d := range ents {
+			out = append(out, d.Name())
+			orphans = orphans || !ids[d.Name()]
+		}
+		if !orphans || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return out
 }
 
 func TestRunFlagsFromInside(t *testing.T) {
@@ -236,6 +253,7 @@ func TestRunRmLeavesNothing(t *testing.T) {
 	if dirs := e.containerDirs(); len(dirs) != 0 {
 		t.Errorf("state dirs left: %v", dirs)
 	}
+	// The rootfs is unmounted before its directory is removed.
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	if strings.Contains(string(mi), filepath.Join(e.root, "containers")) {
 		t.Errorf("mounts left under the root")
@@ -485,5 +503,29 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestShimIsTheSmallBinary: with fusebox-shim installed next to fusebox,
+// the daemon runs it as each container's shim, and libcontainer re-executes
+// that same binary as the container's init (the point of the small binary:
+// a start pays for its start-up, not the whole CLI's).
+func TestShimIsTheSmallBinary(t *testing.T) {
+	e := withBusybox(t)
+	id := strings.TrimSpace(e.ok("run", "-d", "busybox", "sleep", "60"))
+	t.Cleanup(func() { e.fusebox("rm", "-f", id) })
+	pid, err := os.ReadFile(filepath.Join(e.root, "containers", id, launcher.PidFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Readlink("/proc/" + strings.TrimSpace(string(pid)) + "/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(filepath.Dir(fuseboxBin), launcher.ShimBinary); exe != want {
+		t.Errorf("the shim runs %s, want %s", exe, want)
+	}
+	if out := e.ok("run", "--rm", "busybox", "echo", "ran"); out != "ran\n" {
+		t.Errorf("a container started by fusebox-shim printed %q", out)
 	}
 }

@@ -25,8 +25,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// fusebox-shim next to it, as `make build` installs it: the daemon
+	// runs it as every container's shim (launcher.DefaultExe). The
+	// launcher's own tests cover the fallback, `fusebox shim`.
 	fuseboxBin = filepath.Join(dir, "fusebox")
-	out, err := exec.Command("go", "build", "-o", fuseboxBin, ".").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", dir+"/", ".", "../fusebox-shim").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build fusebox: %v\n%s", err, out)
 		os.RemoveAll(dir)

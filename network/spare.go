@@ -1,0 +1,223 @@
+package network
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// A container start on the default network should not wait for CNI: the
+// bridge plugin and its IPAM are two plugin execs, a few tens of
+// milliseconds each, and their DEL as much again at the exit. So the
+// manager keeps one sandbox on the default network made ahead of need (the
+// spare), which the next Setup that asks for nothing but the default
+// network takes by renaming its record, and Retire tears a default-network
+// sandbox down after the container's exit has been reported instead of
+// before. A spare is known to CNI and to the netns directory by a key of
+// its own ("spare-…"), which it keeps for life (Sandbox.Key); its record
+// is saved under that key until taken, so a daemon that dies with a spare
+// finds it at start-up and Cleanup removes it as it removes any sandbox
+// of a container that is not running.
+
+const spareKeyPrefix = "spare-"
+
+// spareFits tells whether a spare can serve req: the default network with
+// no published port, fixed address, MAC or alias (a spare's interface was
+// made without them).
+func spareFits(req Request) bool {
+	switch {
+	case req.Mode.Kind != KindBridge && req.Mode.Kind != "":
+		return false
+	case req.Mode.Network != "" && req.Mode.Network != DefaultNetwork:
+		return false
+	}
+	return len(req.Ports) == 0 && req.IP == "" && req.MAC == "" && len(req.Aliases) == 0
+}
+
+// takeSpare gives the spare to req.ID, waiting for one being made. ok is
+// false when there is none to take: the caller makes its own.
+func (m *Manager) takeSpare(req Request) (sb *Sandbox, ok bool, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for m.spare == nil && m.filling != nil {
+		// It is further along than a sandbox started now would be, and
+		// CNI calls run one at a time anyway.
+		ch := m.filling
+		m.mu.Unlock()
+		<-ch
+		m.mu.Lock()
+	}
+	sp := m.spare
+	if sp == nil {
+		return nil, false, nil
+	}
+	if _, ok := m.sandboxes[req.ID]; ok {
+		return nil, true, fmt.Errorf("network setup %s: %w", req.ID, ErrSandboxExists)
+	}
+	next := sp.clone()
+	next.Key, next.ID = sp.ID, req.ID
+	next.Name, next.Hostname = req.Name, req.Hostname
+	next.Created = time.Now().UTC()
+	if err := m.saveSandbox(next); err != nil {
+		return nil, true, err
+	}
+	m.spare = nil
+	// Should the daemon die before this, both records name one netns:
+	// Cleanup tears it down twice, which CNI DEL and removeNetns allow.
+	if err := os.Remove(m.sandboxPath(sp.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, true, fmt.Errorf("network setup %s: %w", req.ID, err)
+	}
+	return next.clone(), true, nil
+}
+
+// refillSpare starts making a spare in the background unless there is one,
+// one is being made, or the manager is closing.
+func (m *Manager) refillSpare() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.spare != nil || m.filling != nil || m.closed {
+		return
+	}
+	done := make(chan struct{})
+	m.filling = done
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		sb, err := m.makeSpare(context.Background())
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if err == nil {
+			m.spare = sb
+		}
+		// A failed spare is not an error anyone waits for: the next Setup
+		// makes its own sandbox and meets the same failure, with its reason.
+		m.filling = nil
+		close(done)
+	}()
+}
+
+// makeSpare makes a sandbox on the default network under a spare key. It
+// runs without the manager's lock: nothing else knows of the sandbox yet.
+func (m *Manager) makeSpare(ctx context.Context) (*Sandbox, error) {
+	n, err := m.lookupNetwork(ctx, DefaultNetwork)
+	if err != nil {
+		return nil, err
+	}
+	key := spareKeyPrefix + newID()[:24]
+	sb := &Sandbox{ID: key, Mode: Mode{Kind: KindBridge, Network: n.Name}, Created: time.Now().UTC(),
+		NetnsPath: filepath.Join(m.netnsDir, key), OwnNetns: true}
+	if err := m.makeNetns(sb); err != nil {
+		return nil, err
+	}
+	att, err := m.attach(ctx, sb, n, "eth0", EndpointOptions{}, nil)
+	if err != nil {
+		_ = m.teardown(ctx, sb)
+		return nil, err
+	}
+	sb.Attachments = append(sb.Attachments, att)
+	b, err := json.MarshalIndent(sb, "", "  ")
+	if err == nil {
+		err = writeFileAtomic(m.sandboxPath(sb.ID), b)
+	}
+	if err != nil {
+		_ = m.teardown(ctx, sb)
+		return nil, fmt.Errorf("save spare sandbox: %w", err)
+	}
+	return sb, nil
+}
+
+// Retire is Teardown for a container whose processes are gone, done off
+// the caller's path where that is safe: a sandbox only on the default
+// network with no published port leaves the container at once and is torn
+// down in the background (a Setup or Teardown of the same container waits
+// for that; Close waits for all). Anything else — published ports, whose
+// host ports must be free when the exit is reported, or user networks,
+// which can be removed right after — is torn down before Retire returns.
+// The channel receives the teardown's result, then is closed.
+func (m *Manager) Retire(ctx context.Context, id string) <-chan error {
+	res := make(chan error, 1)
+	m.mu.Lock()
+	sb, ok := m.sandboxes[id]
+	if !ok || m.closed || !retireLater(sb) {
+		m.mu.Unlock()
+		res <- m.Teardown(ctx, id)
+		close(res)
+		return res
+	}
+	delete(m.sandboxes, id)
+	done := make(chan struct{})
+	m.retiring[id] = done
+	m.bg.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer m.bg.Done()
+		err := m.teardown(ctx, sb)
+		m.mu.Lock()
+		if err != nil {
+			// Kept, as Teardown keeps it, for a retry by the next Teardown
+			// or by Cleanup at start-up.
+			m.sandboxes[id] = sb
+		} else if rerr := os.Remove(m.sandboxPath(id)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = fmt.Errorf("teardown %s: %w", id, rerr)
+		}
+		delete(m.retiring, id)
+		close(done)
+		m.mu.Unlock()
+		res <- err
+		close(res)
+	}()
+	return res
+}
+
+// retireLater tells whether sb may be torn down after its container's exit
+// is reported (see Retire).
+func retireLater(sb *Sandbox) bool {
+	if len(sb.Ports) > 0 {
+		return false
+	}
+	for _, a := range sb.Attachments {
+		if a.Network != DefaultNetwork {
+			return false
+		}
+	}
+	return true
+}
+
+// awaitRetired waits until no background teardown of id's sandbox is
+// left: its netns file, CNI cache entries and record share the id.
+func (m *Manager) awaitRetired(id string) {
+	m.mu.Lock()
+	ch := m.retiring[id]
+	m.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
+
+// Close finishes the manager's background work (a spare being made,
+// sandboxes being retired) and tears the spare down. Setup still works
+// after it, without spares; the daemon calls it when it shuts down.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.bg.Wait()
+	m.mu.Lock()
+	sp := m.spare
+	m.spare = nil
+	m.mu.Unlock()
+	if sp == nil {
+		return nil
+	}
+	if err := m.teardown(ctx, sp); err != nil {
+		return fmt.Errorf("close: spare sandbox: %w", err)
+	}
+	if err := os.Remove(m.sandboxPath(sp.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("close: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,197 @@
+package network
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// newSpareManager is newTestManager with spares on, as the daemon runs it,
+// after one setup and teardown without: that one makes the bridge and the
+// plugins' shared chains, which stay by design.
+func newSpareManager(t *testing.T) (*Manager, Config) {
+	t.Helper()
+	m, cfg := newTestManager(t)
+	ctx := context.Background()
+	if _, err := m.Setup(ctx, Request{ID: "warm", Mode: bridgeMode}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Teardown(ctx, "warm"); err != nil {
+		t.Fatal(err)
+	}
+	m.useSpare = true
+	t.Cleanup(func() {
+		if err := m.Close(context.Background()); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return m, cfg
+}
+
+// awaitSpare waits for the spare being made, and fails without one.
+func awaitSpare(t *testing.T, m *Manager) *Sandbox {
+	t.Helper()
+	m.mu.Lock()
+	ch := m.filling
+	m.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.spare == nil {
+		t.Fatal("no spare sandbox after a default-network setup")
+	}
+	return m.spare.clone()
+}
+
+func TestSpareSandbox(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	m, cfg := newSpareManager(t)
+	before := takeSnapshot(t, cfg)
+
+	// The first setup makes its own sandbox and a spare behind it.
+	if _, err := m.Setup(ctx, Request{ID: "first", Mode: bridgeMode}); err != nil {
+		t.Fatal(err)
+	}
+	spare := awaitSpare(t, m)
+	if !strings.HasPrefix(spare.ID, spareKeyPrefix) {
+		t.Fatalf("spare id %q", spare.ID)
+	}
+	if _, err := os.Stat(m.sandboxPath(spare.ID)); err != nil {
+		t.Errorf("a spare's record is on disk until it is taken: %v", err)
+	}
+	if _, err := m.Sandbox(spare.ID); err == nil {
+		t.Error("a spare shows as a container's sandbox")
+	}
+	if eps := m.Endpoints(DefaultNetwork); len(eps) != 1 || eps[0].ContainerID != "first" {
+		t.Errorf("endpoints of the default network: %+v", eps)
+	}
+
+	// What a spare cannot serve gets a sandbox of its own.
+	ports := []PortBinding{{ContainerPort: 80, Proto: "tcp"}}
+	pub, err := m.Setup(ctx, Request{ID: "published", Mode: bridgeMode, Ports: ports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub.Key != "" {
+		t.Errorf("a container with published ports took the spare %s", pub.Key)
+	}
+
+	// The next plain one takes it: its netns and address, under its own id.
+	sb, err := m.Setup(ctx, Request{ID: "second", Name: "second", Hostname: "h2", Mode: bridgeMode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, _ := sb.Primary()
+	if sb.Key != spare.ID || sb.NetnsPath != spare.NetnsPath || att.Address != spare.Attachments[0].Address {
+		t.Fatalf("setup did not take the spare: %+v (spare %+v)", sb, spare)
+	}
+	if sb.ID != "second" || sb.Name != "second" || sb.Hostname != "h2" {
+		t.Errorf("taken spare's record: %+v", sb)
+	}
+	if _, err := os.Stat(m.sandboxPath(spare.ID)); !os.IsNotExist(err) {
+		t.Errorf("the spare's own record stays after it was taken: %v", err)
+	}
+	if got, err := m.Sandbox("second"); err != nil || got.Key != spare.ID {
+		t.Errorf("Sandbox(second): %+v, %v", got, err)
+	}
+	if links := linksIn(t, sb.NetnsPath); len(links) != 2 {
+		t.Errorf("links in a taken spare: %q", links)
+	}
+	if _, err := m.Setup(ctx, Request{ID: "second", Mode: bridgeMode}); err == nil {
+		t.Error("a second setup of one id succeeded")
+	}
+	next := awaitSpare(t, m)
+	if next.ID == spare.ID {
+		t.Fatal("no new spare after the last was taken")
+	}
+
+	// Retire: the sandbox leaves the container at once, and a new setup of
+	// that container waits for the teardown instead of colliding with it.
+	done := m.Retire(ctx, "second")
+	if _, err := m.Sandbox("second"); err == nil {
+		t.Error("a retired sandbox is still the container's")
+	}
+	again, err := m.Setup(ctx, Request{ID: "second", Mode: bridgeMode})
+	if err != nil {
+		t.Fatalf("setup right after retire: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("retire: %v", err)
+	}
+	if again.Key != next.ID {
+		t.Errorf("the new setup did not take the new spare: %+v", again)
+	}
+	if _, err := os.Stat(spare.NetnsPath); !os.IsNotExist(err) {
+		t.Errorf("the retired sandbox's netns is left: %v", err)
+	}
+
+	// Published ports are freed before Retire returns.
+	if err := <-m.Retire(ctx, "published"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CheckPorts("x", pub.Ports); err != nil {
+		t.Errorf("host port still taken after retire: %v", err)
+	}
+
+	for _, id := range []string{"first", "second"} {
+		if err := <-m.Retire(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	awaitSpare(t, m)
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := takeSnapshot(t, cfg); !sameSnapshot(before, after) || after.Netns != 0 || after.Leases != 0 {
+		t.Fatalf("left after close:\nbefore %v\nafter  %v", before, after)
+	}
+	// A closed manager makes no spares and still sets up.
+	if sb, err := m.Setup(ctx, Request{ID: "late", Mode: bridgeMode}); err != nil || sb.Key != "" {
+		t.Fatalf("setup after close: %+v, %v", sb, err)
+	}
+	if err := m.Teardown(ctx, "late"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSpareAfterCrash: a daemon that dies with a spare leaves its record,
+// netns and lease; the next manager's Cleanup removes them.
+func TestSpareAfterCrash(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	m, cfg := newSpareManager(t)
+	before := takeSnapshot(t, cfg)
+	if _, err := m.Setup(ctx, Request{ID: "one", Mode: bridgeMode}); err != nil {
+		t.Fatal(err)
+	}
+	spare := awaitSpare(t, m)
+	if err := m.Teardown(ctx, "one"); err != nil {
+		t.Fatal(err)
+	}
+	// The crash: m is dropped with its spare, never closed.
+	m.mu.Lock()
+	m.spare, m.closed = nil, true
+	m.mu.Unlock()
+	cfg.Store = m.store
+	m2, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Cleanup(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(spare.NetnsPath); !os.IsNotExist(err) {
+		t.Errorf("the spare's netns is left: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cfg.Root, "sandboxes", "*.json")); len(left) != 0 {
+		t.Errorf("records left: %v", left)
+	}
+	if after := takeSnapshot(t, cfg); !sameSnapshot(before, after) || after.Leases != 0 {
+		t.Fatalf("left after cleanup:\nbefore %v\nafter  %v", before, after)
+	}
+}

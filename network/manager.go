@@ -796,11 +796,20 @@ func (m *Manager) Cleanup(ctx context.Context, live map[string]bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
+	// CNI, the netns directory and the leases know a sandbox by its key,
+	// which a sandbox taken from the spares does not share with its
+	// container.
+	liveKeys := map[string]bool{}
+	for id := range live {
+		liveKeys[id] = true
+	}
 	for id, sb := range m.sandboxes {
-		if !live[id] {
-			if err := m.teardownLocked(ctx, sb); err != nil {
-				errs = append(errs, err)
-			}
+		if live[id] {
+			liveKeys[sb.cniID()] = true
+			continue
+		}
+		if err := m.teardownLocked(ctx, sb); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	atts, err := m.cni.GetCachedAttachments("")
@@ -809,7 +818,7 @@ func (m *Manager) Cleanup(ctx context.Context, live map[string]bool) error {
 	}
 	done := map[string]bool{}
 	for _, a := range atts {
-		if live[a.ContainerID] || done[a.ContainerID] || !validName(a.ContainerID) {
+		if liveKeys[a.ContainerID] || done[a.ContainerID] || !validName(a.ContainerID) {
 			continue
 		}
 		done[a.ContainerID] = true
@@ -819,14 +828,14 @@ func (m *Manager) Cleanup(ctx context.Context, live map[string]bool) error {
 	}
 	if ents, err := os.ReadDir(m.netnsDir); err == nil {
 		for _, e := range ents {
-			if !live[e.Name()] {
+			if !liveKeys[e.Name()] {
 				if err := removeNetns(filepath.Join(m.netnsDir, e.Name())); err != nil {
 					errs = append(errs, err)
 				}
 			}
 		}
 	}
-	if err := m.removeLeases(func(owner string) bool { return !live[owner] }); err != nil {
+	if err := m.removeLeases(func(owner string) bool { return !liveKeys[owner] }); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -151,7 +151,9 @@ func (e *env) stopDaemon() {
 		return
 	}
 	syscall.Kill(pid, syscall.SIGTERM)
-	for i := 0; i < 200; i++ {
+	// A shutdown finishes the network teardowns still running after the
+	// last exits (network.Manager.Close): seconds on a loaded machine.
+	for i := 0; i < 800; i++ {
 		if syscall.Kill(pid, 0) != nil {
 			return
 		}

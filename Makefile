@@ -2,6 +2,13 @@
 GO      ?= go
 BIN     := bin
 export CGO_ENABLED := 1
+# runc's libcontainer loads seccomp filters (Docker's default profile) only
+# when built with cgo and the seccomp tag, which links Debian's libseccomp
+# (libseccomp-dev, scripts/install-deps). Exported, so that every go command
+# here and the go build the tests run for their shim binaries get it.
+# GOTAGS= builds without it: containers then run unconfined, with a warning.
+GOTAGS  ?= seccomp
+export GOFLAGS := $(strip $(GOFLAGS) $(if $(GOTAGS),-tags=$(GOTAGS)))
 
 .PHONY: all build test bench lint quickstart deps testimages clean
 

@@ -280,6 +280,9 @@ func validateHostConfig(hc *container.HostConfig) error {
 	if hc.AutoRemove && hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != container.RestartPolicyDisabled {
 		return BadParameterf("can't create 'AutoRemove' container with restart policy")
 	}
+	if _, err := parseSecurityOpts(hc.SecurityOpt); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -227,6 +227,11 @@ func (d *Daemon) containerSpec(rec containerRecord, dir, rootfs, netns string) (
 		o.ConsoleHeight, o.ConsoleWidth = uint16(hc.ConsoleSize[0]), uint16(hc.ConsoleSize[1])
 	}
 	o.NetNS = netns
+	so, err := parseSecurityOpts(hc.SecurityOpt)
+	if err != nil {
+		return nil, err
+	}
+	o.Seccomp, o.NoNewPrivileges = so.seccomp, so.noNewPrivileges
 	if hc.Init != nil && *hc.Init {
 		o.Init = true
 	}

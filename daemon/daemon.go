@@ -20,6 +20,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/fusebox/fusebox/cas"
+	"github.com/fusebox/fusebox/launcher"
 	"github.com/fusebox/fusebox/network"
 	"github.com/fusebox/fusebox/registry"
 )
@@ -169,6 +170,9 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 			opts = &slog.HandlerOptions{Level: slog.LevelDebug}
 		}
 		d.log = slog.New(slog.NewTextHandler(w, opts))
+	}
+	if !launcher.SeccompSupported() {
+		d.log.Warn("seccomp: fusebox was built without seccomp support (cgo and -tags seccomp); containers run without a seccomp profile")
 	}
 	if err := d.openState(ctx); err != nil {
 		d.Close()

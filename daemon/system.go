@@ -114,9 +114,9 @@ func (d *Daemon) info(w http.ResponseWriter, r *http.Request) error {
 		Runtimes:           map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "runc"}}},
 		Isolation:          "",
 		Debug:              false,
-		SecurityOptions:    []string{},
 		Labels:             []string{},
 	}
+	info.SecurityOptions, info.Warnings = securityInfo()
 	info.Plugins.Volume = []string{"local"}
 	info.Plugins.Network = []string{"bridge", "host", "none"}
 	info.Plugins.Log = []string{"json-file"}

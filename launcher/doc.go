@@ -42,4 +42,18 @@
 // [Cleanup] kills what is left of a container (through its shim, or by its
 // cgroups when the shim is gone) and leaves only its log and exit status.
 // The log is read with [ReadLogs].
+//
+// Seccomp: [BuildSpec] puts Docker's default profile (from
+// github.com/moby/profiles/seccomp, filtered by the container's
+// capabilities) or the profile Options.Seccomp names into the spec, and
+// libcontainer compiles and loads it in the container's init, the shim's
+// binary re-executed, just before the command; every exec'd process joins
+// the same filter. libcontainer can only do that when the binary is built
+// with cgo and the `seccomp` tag (Debian's libseccomp-dev): `make` sets
+// GOFLAGS=-tags=seccomp. A shim built without it drops the profile and says
+// so in its log ([SeccompSupported]), as Docker runs containers unconfined
+// on a host without seccomp, rather than failing to start them. The compile
+// is libseccomp's, per start, and most of it is the profile's two extra
+// architectures (x86 and x32 beside amd64); libcontainer offers no way to
+// hand the init a filter compiled once.
 package launcher

@@ -10,6 +10,10 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	profiles "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // TestMeasureStartLatency measures how long a `true` container takes
@@ -89,4 +93,94 @@ func TestMeasureStartLatency(t *testing.T) {
 	t.Logf("start+run+destroy of `true`, median of %d: shim %v, runc run %v (ratio %.2f)", n, ms, mr, float64(ms)/float64(mr))
 	t.Logf("shim: %v", all1)
 	t.Logf("runc: %v", all2)
+}
+
+// TestMeasureSeccompCost measures what Docker's default seccomp profile
+// adds to a container's start: `true` through the shim with the profile
+// and unconfined, alternated, and the daemon's part, BuildSpec. Only with
+// FUSEBOX_MEASURE=N set, like TestMeasureStartLatency.
+func TestMeasureSeccompCost(t *testing.T) {
+	needSeccomp(t)
+	n, _ := strconv.Atoi(os.Getenv("FUSEBOX_MEASURE"))
+	if n <= 0 {
+		t.Skip("set FUSEBOX_MEASURE=N to measure the cost of seccomp")
+	}
+	rootfs := busyboxRootfs(t)
+	ctx := context.Background()
+	run := func(seccomp string) time.Duration {
+		o := Options{ID: testID(t), Rootfs: rootfs, StateDir: filepath.Join(t.TempDir(), "state"), Args: []string{"true"}, Seccomp: seccomp}
+		s, err := BuildSpec(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		sh, err := Start(ctx, Config{ID: o.ID, StateDir: o.StateDir, Spec: s, Exe: fuseboxBin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sh.Begin(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := sh.Wait(ctx); err != nil || st.ExitCode != 0 {
+			t.Fatalf("%+v %v", st, err)
+		}
+		return time.Since(start)
+	}
+	run("")
+	run(SeccompUnconfined)
+	// Wall time, alternated; and the CPU time of the shims and inits
+	// (reaped children: the spare shim started during the last run of a
+	// batch is counted in the next), which a loaded machine disturbs less.
+	childCPU := func() time.Duration {
+		var ru unix.Rusage
+		_ = unix.Getrusage(unix.RUSAGE_CHILDREN, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	var conf, unconf []time.Duration
+	for range n {
+		conf = append(conf, run(SeccompDefault))
+		unconf = append(unconf, run(SeccompUnconfined))
+	}
+	slices.Sort(conf)
+	slices.Sort(unconf)
+	t.Logf("start+run+destroy of `true`, median of %d: default profile %v, unconfined %v (+%v)", n, conf[n/2], unconf[n/2], conf[n/2]-unconf[n/2])
+	t.Logf("default:    %v", conf)
+	t.Logf("unconfined: %v", unconf)
+	var cpuConf, cpuUnconf time.Duration
+	for range 3 {
+		c0 := childCPU()
+		for range n {
+			run(SeccompDefault)
+		}
+		c1 := childCPU()
+		for range n {
+			run(SeccompUnconfined)
+		}
+		c2 := childCPU()
+		cpuConf += c1 - c0
+		cpuUnconf += c2 - c1
+	}
+	t.Logf("CPU time of shim and init per start, %d starts each: default profile %v, unconfined %v (+%v)",
+		3*n, cpuConf/time.Duration(3*n), cpuUnconf/time.Duration(3*n), (cpuConf-cpuUnconf)/time.Duration(3*n))
+
+	o := Options{ID: "m", Rootfs: rootfs, StateDir: "/s", Args: []string{"true"}}
+	spec := func(seccomp string) (time.Duration, int) {
+		o.Seccomp = seccomp
+		const k = 200
+		start := time.Now()
+		var s *specs.Spec
+		for range k {
+			s, _ = BuildSpec(o)
+		}
+		b, _ := json.Marshal(s)
+		return time.Since(start) / k, len(b)
+	}
+	d1, n1 := spec(SeccompDefault)
+	d2, n2 := spec(SeccompUnconfined)
+	start := time.Now()
+	for range 200 {
+		_, _ = profiles.GetDefaultProfile(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: defaultCapabilities}}})
+	}
+	t.Logf("BuildSpec: %v with the (cached) default profile, %v unconfined; uncached profile %v; spec JSON %d bytes against %d",
+		d1, d2, time.Since(start)/200, n1, n2)
 }

@@ -263,6 +263,12 @@ func (s *shim) create() (err error) {
 	if spec == nil || spec.Process == nil {
 		return errors.New("shim config has no process")
 	}
+	if spec.Linux != nil && spec.Linux.Seccomp != nil && !SeccompSupported() {
+		// As Docker on a host without seccomp: the container runs, and
+		// the log says why it is not confined.
+		fmt.Fprintf(os.Stderr, "warning: %s: this shim (%s) was built without seccomp support (cgo and -tags seccomp); the container runs without its seccomp profile\n", s.cfg.ID, shimExeName())
+		spec.Linux.Seccomp = nil
+	}
 	config, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
 		CgroupName: s.cfg.ID,
 		Spec:       spec,
@@ -869,4 +875,12 @@ func startError(err error) *StartError {
 		return newStartError(126, msg)
 	}
 	return newStartError(128, msg)
+}
+
+// shimExeName is this binary's path, for messages.
+func shimExeName() string {
+	if p, err := os.Executable(); err == nil {
+		return p
+	}
+	return os.Args[0]
 }

@@ -65,6 +65,16 @@ type Options struct {
 	Privileged bool
 	ReadOnly   bool // read-only rootfs (`--read-only`)
 
+	// Seccomp is the container's seccomp filter (`--security-opt
+	// seccomp=`): SeccompDefault or SeccompBuiltin for Docker's default
+	// profile, SeccompUnconfined for none, or a profile in Docker's JSON
+	// format. A privileged container has none, as in Docker.
+	Seccomp string
+	// NoNewPrivileges keeps the container's processes from gaining
+	// privileges through setuid binaries or file capabilities
+	// (`--security-opt no-new-privileges`).
+	NoNewPrivileges bool
+
 	// NetNS is NetNSNew, NetNSHost, or the path of a network namespace to
 	// join (such as /var/run/netns/<name>, prepared by the network code).
 	NetNS string
@@ -156,7 +166,8 @@ const dockerNofile = 1048576
 
 // BuildSpec returns the OCI runtime spec Docker would give a container with
 // these options: its default capabilities, masked and read-only paths and
-// device rules unless privileged, /proc /sys /dev /dev/pts /dev/shm
+// device rules and Docker's default seccomp profile (or Options.Seccomp)
+// unless privileged, /proc /sys /dev /dev/pts /dev/shm
 // /dev/mqueue mounted as Docker mounts them, /etc/hostname /etc/hosts and
 // /etc/resolv.conf bind-mounted from the state directory, and cgroups under
 // /fusebox/<id>. It does not write the bind-mounted files; [Start] does.
@@ -245,7 +256,8 @@ func BuildSpec(o Options) (*specs.Spec, error) {
 				Effective: append([]string(nil), caps...),
 				Permitted: append([]string(nil), caps...),
 			},
-			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile}},
+			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile}},
+			NoNewPrivileges: o.NoNewPrivileges,
 		},
 		Mounts: mounts,
 		Linux: &specs.Linux{
@@ -279,6 +291,9 @@ func BuildSpec(o Options) (*specs.Spec, error) {
 	} else {
 		s.Linux.MaskedPaths = append([]string(nil), maskedPaths...)
 		s.Linux.ReadonlyPaths = append([]string(nil), readonlyPaths...)
+	}
+	if s.Linux.Seccomp, err = seccompProfile(s, o); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
 	return s, nil
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -22,6 +24,7 @@ type containerOpts struct {
 	net                                          netOpts
 	netCfg                                       *apinet.NetworkingConfig
 	env, envFile, labels, attach                 []string
+	securityOpts                                 []string
 	memory                                       memBytes
 	cpuShares, pidsLimit                         int64
 	stopTimeout                                  int
@@ -70,6 +73,7 @@ func (o *containerOpts) addFlags(fl *pflag.FlagSet) {
 	_ = fl.MarkHidden("cpuset")
 	fl.Int64Var(&o.pidsLimit, "pids-limit", 0, "Tune container pids limit (set -1 for unlimited)")
 	fl.BoolVar(&o.privileged, "privileged", false, "Give extended privileges to this container")
+	fl.StringArrayVar(&o.securityOpts, "security-opt", nil, "Security Options")
 	fl.StringVar(&o.cidfile, "cidfile", "", "Write the container ID to the file")
 	fl.BoolVar(&o.readOnly, "read-only", false, "Mount the container's root filesystem as read only")
 	fl.StringVar(&o.restart, "restart", "no", "Restart policy to apply when a container exits")
@@ -143,6 +147,9 @@ func (o *containerOpts) config(fl *pflag.FlagSet, args []string) (*container.Con
 		t := true
 		hc.Init = &t
 	}
+	if hc.SecurityOpt, err = readSecurityOpts(o.securityOpts); err != nil {
+		return nil, nil, err
+	}
 	if err = o.mounts.apply(cfg, hc); err != nil {
 		return nil, nil, err
 	}
@@ -150,6 +157,35 @@ func (o *containerOpts) config(fl *pflag.FlagSet, args []string) (*container.Con
 		return nil, nil, err
 	}
 	return cfg, hc, nil
+}
+
+// readSecurityOpts checks --security-opt values as the docker CLI does
+// and replaces the file of seccomp=FILE with the profile it holds, which
+// is what the daemon takes: the daemon may not see the caller's files.
+func readSecurityOpts(opts []string) ([]string, error) {
+	var out []string
+	for _, opt := range opts {
+		key, val, ok := strings.Cut(opt, "=")
+		if !ok {
+			key, val, ok = strings.Cut(opt, ":")
+		}
+		if !ok && opt != "no-new-privileges" {
+			return nil, fmt.Errorf("invalid --security-opt: %q", opt)
+		}
+		if key == "seccomp" && val != "unconfined" && val != "builtin" {
+			b, err := os.ReadFile(val)
+			if err != nil {
+				return nil, fmt.Errorf("opening seccomp profile (%s) failed: %w", val, err)
+			}
+			var compact bytes.Buffer
+			if err := json.Compact(&compact, b); err != nil {
+				return nil, fmt.Errorf("compacting json for seccomp profile (%s) failed: %w", val, err)
+			}
+			opt = "seccomp=" + compact.String()
+		}
+		out = append(out, opt)
+	}
+	return out, nil
 }
 
 // parseRestart reads --restart: no, always, unless-stopped, on-failure[:N].

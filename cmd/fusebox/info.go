@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 
 	"github.com/moby/moby/api/types/system"
 	moby "github.com/moby/moby/client"
@@ -65,6 +66,21 @@ func printInfo(w io.Writer, apiVersion string, i system.Info) {
 	p(" Cgroup Driver: %s", i.CgroupDriver)
 	p(" Cgroup Version: %s", i.CgroupVersion)
 	p(" Default Runtime: %s", i.DefaultRuntime)
+	if len(i.SecurityOptions) > 0 {
+		// Each is name=NAME[,KEY=VALUE...]; docker info shows the name,
+		// then each key capitalised.
+		p(" Security Options:")
+		for _, opt := range i.SecurityOptions {
+			for _, kv := range strings.Split(opt, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				if k == "name" {
+					p("  %s", v)
+				} else if k != "" {
+					p("   %s: %s", strings.ToUpper(k[:1])+k[1:], v)
+				}
+			}
+		}
+	}
 	p(" Kernel Version: %s", i.KernelVersion)
 	p(" Operating System: %s", i.OperatingSystem)
 	p(" OSType: %s", i.OSType)

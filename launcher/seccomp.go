@@ -1,0 +1,98 @@
+package launcher
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	profiles "github.com/moby/profiles/seccomp"
+	"github.com/opencontainers/runc/libcontainer/seccomp"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Values of Options.Seccomp besides a profile in Docker's JSON format, as
+// `--security-opt seccomp=VALUE` takes them.
+const (
+	// SeccompDefault is Docker's default profile; so is SeccompBuiltin.
+	SeccompDefault = ""
+	// SeccompBuiltin names Docker's default profile explicitly.
+	SeccompBuiltin = "builtin"
+	// SeccompUnconfined runs the container without a seccomp filter.
+	SeccompUnconfined = "unconfined"
+)
+
+// ErrSeccompProfile is wrapped by the error of a seccomp profile that
+// can't be decoded or turned into a filter.
+var ErrSeccompProfile = errors.New("invalid seccomp profile")
+
+// SeccompSupported reports whether this binary can load seccomp filters:
+// runc's libcontainer only can when built with cgo and the `seccomp` build
+// tag (which links Debian's libseccomp). A shim without that support runs
+// its containers unconfined, with a warning in its log, as Docker does on a
+// host without seccomp; the daemon says so in `info`.
+func SeccompSupported() bool { return seccomp.Enabled }
+
+// seccompProfile returns the filter a container with spec s (its
+// capabilities already set) runs under: none when privileged or
+// unconfined, Docker's default profile by default, otherwise the given
+// JSON profile. Like Docker's, both profiles allow some syscalls only to a
+// container that has the capability they need (CAP_SYS_ADMIN for mount and
+// unshare, and so on).
+func seccompProfile(s *specs.Spec, o Options) (*specs.LinuxSeccomp, error) {
+	switch {
+	case o.Privileged || o.Seccomp == SeccompUnconfined:
+		return nil, nil
+	case o.Seccomp == SeccompDefault || o.Seccomp == SeccompBuiltin:
+		if slices.Equal(s.Process.Capabilities.Bounding, defaultCapabilities) {
+			return defaultProfile()
+		}
+		p, err := profiles.GetDefaultProfile(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: docker's default: %w", ErrSeccompProfile, err)
+		}
+		return p, nil
+	}
+	p, err := profiles.LoadProfile(o.Seccomp, s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSeccompProfile, err)
+	}
+	return p, nil
+}
+
+// defaultProfile is Docker's default profile for a container with Docker's
+// default capabilities, made once: the specs it goes into are only
+// encoded, never changed, so every container can share it.
+var defaultProfile = sync.OnceValues(func() (*specs.LinuxSeccomp, error) {
+	s := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{
+		Bounding: slices.Clone(defaultCapabilities),
+	}}}
+	p, err := profiles.GetDefaultProfile(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: docker's default: %w", ErrSeccompProfile, err)
+	}
+	return p, nil
+})
+
+// CheckSeccompProfile reports whether profile, a `--security-opt seccomp=`
+// value (SeccompUnconfined, SeccompBuiltin or a profile in Docker's JSON
+// format), can be turned into a filter, so that a container with a bad one
+// is refused when it is created rather than when it starts.
+func CheckSeccompProfile(profile string) error {
+	s := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{
+		Bounding: slices.Clone(defaultCapabilities),
+	}}}
+	p, err := seccompProfile(s, Options{Seccomp: profile})
+	if err != nil || p == nil {
+		return err
+	}
+	// The conversion the shim makes checks the actions, operators and
+	// architectures; syscall names are only resolved by libseccomp when
+	// the filter is loaded, and an unknown one is skipped there, as runc
+	// does.
+	if _, err := specconv.SetupSeccomp(p); err != nil {
+		return fmt.Errorf("%w: %w", ErrSeccompProfile, err)
+	}
+	return nil
+}

@@ -231,6 +231,7 @@ func TestStatsStreamFigures(t *testing.T) {
 	e.ok("run", "-d", "--name", "srv", "busybox", "sh", "-c", "dd if=/dev/zero of=/tmp/big bs=1k count=2048 2>/dev/null && httpd -f -p 80 -h /tmp")
 	e.ok("run", "-d", "--name", "stopped", "busybox", "true")
 	srvIP := strings.TrimSpace(e.ok("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "srv"))
+	waitFor(t, "stopped to exit", func() bool { return e.ok("inspect", "-f", "{{.State.Status}}", "stopped") == "exited\n" })
 
 	s := e.startStats()
 	names := []string{"burn", "idle", "mem", "pids", "srv"}

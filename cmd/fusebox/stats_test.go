@@ -31,6 +31,7 @@ type statsRowOf struct {
 	cpu, mem, limit, rx, tx float64
 	pids                    int
 	raw                     string
+	invalid                 bool // dashes: its stats can't be read
 }
 
 // statsStream is a `fusebox stats` process whose stdout (not a terminal)
@@ -100,6 +101,13 @@ func parseStatsRow(line string) (string, statsRowOf, error) {
 		return "", statsRowOf{}, errors.New("want 7 columns")
 	}
 	r := statsRowOf{raw: line}
+	if f[1] == "--" {
+		r.invalid = f[2] == "-- / --" && f[6] == "--"
+		if !r.invalid {
+			return "", r, errors.New("partly dashes")
+		}
+		return f[0], r, nil
+	}
 	var err error
 	num := func(s string) float64 {
 		v, e := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
@@ -370,15 +378,20 @@ func TestStatsNamed(t *testing.T) {
 		}
 	}
 
-	// Streaming named containers: a stopped one shows zeros, and stays.
+	// Streaming named containers: a stopped one shows zeros, and stays; a
+	// removed one shows dashes, as docker's stats.
 	st := e.startStats("aa", "bb")
 	st.await("aa and bb running", 0, func(f map[string]statsRowOf) bool { return f["aa"].pids == 1 && f["bb"].pids == 2 })
 	e.ok("stop", "-t", "1", "bb")
 	n := st.count()
 	st.await("bb stopped", n, func(f map[string]statsRowOf) bool {
 		b, ok := f["bb"]
-		return ok && b.pids == 0 && b.cpu == 0 && b.mem == 0 && f["aa"].pids == 1
+		return ok && !b.invalid && b.pids == 0 && b.cpu == 0 && b.mem == 0 && f["aa"].pids == 1
 	})
+	// Removed, it shows dashes: the daemon ends its stream.
+	e.ok("rm", "bb")
+	n = st.count()
+	st.await("bb removed", n, func(f map[string]statsRowOf) bool { return f["bb"].invalid && f["aa"].pids == 1 })
 	if code := st.interrupt(); code != 130 {
 		t.Errorf("stats a b after SIGINT: exit %d, stderr %q", code, st.errOut())
 	}

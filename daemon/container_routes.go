@@ -1105,6 +1105,13 @@ func (d *Daemon) containerStats(w http.ResponseWriter, r *http.Request) error {
 			resp.MemoryStats.Limit = uint64(memTotal())
 		}
 		resp.PidsStats = container.PidsStats{Current: st.PidsCurrent, Limit: st.PidsLimit}
+		for _, b := range st.Blkio {
+			resp.BlkioStats.IoServiceBytesRecursive = append(resp.BlkioStats.IoServiceBytesRecursive,
+				container.BlkioStatEntry{Major: b.Major, Minor: b.Minor, Op: b.Op, Value: b.Value})
+		}
+		if hc := rec.HostConfig; hc == nil || (!hc.NetworkMode.IsHost() && !hc.NetworkMode.IsContainer()) {
+			resp.Networks = netnsStats(shim.Pid())
+		}
 		return resp, true
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -1125,6 +1132,9 @@ func (d *Daemon) containerStats(w http.ResponseWriter, r *http.Request) error {
 		return enc.Encode(prev)
 	}
 	w.WriteHeader(http.StatusOK)
+	c.mu.Lock()
+	removed := c.removed
+	c.mu.Unlock()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var pre container.StatsResponse
@@ -1137,14 +1147,56 @@ func (d *Daemon) containerStats(w http.ResponseWriter, r *http.Request) error {
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
+		// A removed container's stream ends, as Docker's does, so that
+		// the CLI stops showing it.
 		select {
 		case <-tick.C:
+		case <-removed:
+			return nil
 		case <-r.Context().Done():
 			return nil
 		}
 		pre = cur
 		cur, _ = sample()
 	}
+}
+
+// netnsStats is the traffic of the interfaces in the network namespace of
+// process pid, from its /proc/<pid>/net/dev, by interface name, as Docker
+// reports a container's networks; the loopback is left out as Docker
+// leaves it out (it counts only the interfaces it gave the container). Nil
+// when the process is gone.
+func netnsStats(pid int) map[string]container.NetworkStats {
+	if pid <= 0 {
+		return nil
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", pid))
+	if err != nil {
+		return nil
+	}
+	nets := map[string]container.NetworkStats{}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, counters, ok := strings.Cut(line, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "lo" {
+			continue
+		}
+		// Receive: bytes packets errs drop fifo frame compressed multicast;
+		// transmit: bytes packets errs drop fifo colls carrier compressed.
+		f := strings.Fields(counters)
+		if len(f) < 16 {
+			continue
+		}
+		n := make([]uint64, 16)
+		for i := range n {
+			n[i], _ = strconv.ParseUint(f[i], 10, 64)
+		}
+		nets[name] = container.NetworkStats{
+			RxBytes: n[0], RxPackets: n[1], RxErrors: n[2], RxDropped: n[3],
+			TxBytes: n[8], TxPackets: n[9], TxErrors: n[10], TxDropped: n[11],
+		}
+	}
+	return nets
 }
 
 // systemCPUUsage is the host's total CPU time in ns, from /proc/stat, for

@@ -159,4 +159,16 @@ type Stats struct {
 	MemoryDetails map[string]uint64 `json:"memoryStats,omitempty"` // memory.stat: cache, rss, ...
 	PidsCurrent   uint64            `json:"pidsCurrent"`
 	PidsLimit     uint64            `json:"pidsLimit"` // 0: unlimited
+	// Blkio is the bytes the container's cgroup read and wrote per device
+	// (blkio io_service_bytes_recursive), for stats' BLOCK I/O.
+	Blkio []BlkioEntry `json:"blkio,omitempty"`
+}
+
+// BlkioEntry is one blkio counter: the bytes of one operation ("Read",
+// "Write", "Sync", "Async", "Discard", "Total") on device Major:Minor.
+type BlkioEntry struct {
+	Major uint64 `json:"major"`
+	Minor uint64 `json:"minor"`
+	Op    string `json:"op"`
+	Value uint64 `json:"value"`
 }

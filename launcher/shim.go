@@ -662,6 +662,9 @@ func (s *shim) stats() (*Stats, error) {
 		st.MemoryDetails = cg.MemoryStats.Stats
 		st.PidsCurrent = cg.PidsStats.Current
 		st.PidsLimit = cg.PidsStats.Limit
+		for _, b := range cg.BlkioStats.IoServiceBytesRecursive {
+			st.Blkio = append(st.Blkio, BlkioEntry{Major: b.Major, Minor: b.Minor, Op: b.Op, Value: b.Value})
+		}
 	}
 	return st, nil
 }

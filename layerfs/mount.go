@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -127,7 +128,14 @@ func Mount(ctx context.Context, dir string, opts MountOptions) (*Server, error) 
 		upTO := l.upperTimeout
 		fopts.EntryTimeout, fopts.AttrTimeout, fopts.NegativeTimeout = &upTO, &upTO, &upTO
 	}
+	// go-fuse opens /dev/fuse without O_CLOEXEC for a direct mount: every
+	// process the daemon started while the mount lived (each container's
+	// shim) would hold the connection, and a mount whose daemon died would
+	// hang instead of failing. Forks wait (ForkLock) until it is marked.
+	syscall.ForkLock.RLock()
 	server, err := fs.Mount(abs, root, fopts)
+	closeFuseOnExec()
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		l.close()
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
@@ -325,4 +333,22 @@ func (l *layerFS) close() error {
 	}
 	l.pins = nil
 	return err
+}
+
+// closeFuseOnExec marks every /dev/fuse descriptor of the process
+// close-on-exec.
+func closeFuseOnExec() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && target == "/dev/fuse" {
+			unix.CloseOnExec(fd)
+		}
+	}
 }

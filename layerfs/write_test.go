@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -626,5 +627,20 @@ func TestCachedListings(t *testing.T) {
 	must(t, err)
 	if len(again) != len(first)+1 {
 		t.Errorf("after rewinddir: %v, want %v and y", again, first)
+	}
+}
+
+// TestFuseConnectionNotInherited: a process started while mounts are up
+// holds none of their /dev/fuse connections (go-fuse opens /dev/fuse
+// without O_CLOEXEC; the daemon's shims inherited every mount's).
+func TestFuseConnectionNotInherited(t *testing.T) {
+	mountRW(t, layertest.Layer{reg("f", 0644, "x")})
+	mountRW(t, layertest.Layer{reg("g", 0644, "y")})
+	out, err := exec.Command("ls", "-l", "/proc/self/fd/").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "/dev/fuse") {
+		t.Errorf("a child process holds a FUSE connection:\n%s", out)
 	}
 }

@@ -61,6 +61,12 @@ func seccompProfile(s *specs.Spec, o Options) (*specs.LinuxSeccomp, error) {
 	return p, nil
 }
 
+// DefaultSeccomp is the filter a container with Docker's default
+// capabilities runs under: Docker's default profile. The bench gives it to
+// its `runc run` anchor, so that both sides of the start figure load the
+// same filter.
+func DefaultSeccomp() (*specs.LinuxSeccomp, error) { return defaultProfile() }
+
 // defaultProfile is Docker's default profile for a container with Docker's
 // default capabilities, made once: the specs it goes into are only
 // encoded, never changed, so every container can share it.

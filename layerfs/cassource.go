@@ -215,11 +215,19 @@ func (c *CASLayers) verify(e *cas.Entry, f *os.File) error {
 	return v.err
 }
 
+// checkBuf is the size of checkObject's reads, those of the 1 MiB reader
+// the check usually runs for: io.Copy's 32 KiB took 32,768 preads for a
+// 1 GiB object, and when the check is the object's first read since the
+// caches were dropped, its pages (which passthrough reads then use) are
+// brought in by a reader with the request size of the real one.
+const checkBuf = 1 << 20
+
 // checkObject hashes the file from offset 0 with pread, leaving f's offset
 // alone for the caller.
 func checkObject(e *cas.Entry, f *os.File) error {
 	h := sha256.New()
-	n, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62))
+	buf := make([]byte, min(checkBuf, max(e.Size, 1)))
+	n, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, 1<<62), buf)
 	if err != nil {
 		return fmt.Errorf("check object %s: %w", e.Digest, err)
 	}

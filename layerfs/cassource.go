@@ -215,11 +215,30 @@ func (c *CASLayers) verify(e *cas.Entry, f *os.File) error {
 	return v.err
 }
 
+// checkBuf is the size of checkObject's reads: io.Copy's 32 KiB took
+// 32,768 preads for a 1 GiB object.
+const checkBuf = 1 << 20
+
 // checkObject hashes the file from offset 0 with pread, leaving f's offset
 // alone for the caller.
+//
+// An object served through passthrough (passthroughMin and up) is first
+// dropped from the page cache (its clean pages; POSIX_FADV_DONTNEED), so
+// the check reads what is on the disk, not what the store's writer left
+// in memory, and the pages it brings in are the ones later reads use. That
+// matters for speed as well: the writer left small folios (a store writes
+// in small chunks), and a warm 1 MiB read of a 1 GiB object made of 4 KiB
+// writes ran at half the speed of one read back through readahead (4.3
+// against 8.9 GB/s here). The check runs once per object and process, and
+// hashing, not the disk, bounds it.
 func checkObject(e *cas.Entry, f *os.File) error {
+	if e.Size >= passthroughMin {
+		// Advice only: a failure leaves the pages where they were.
+		_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+	}
 	h := sha256.New()
-	n, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62))
+	buf := make([]byte, min(checkBuf, max(e.Size, 1)))
+	n, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, 1<<62), buf)
 	if err != nil {
 		return fmt.Errorf("check object %s: %w", e.Digest, err)
 	}

@@ -16,8 +16,11 @@
 // index is read once and shared by every image and mount that holds the
 // layer. A CASSource opens object files read-only, for passthrough, and
 // checks each object's digest on its first open (one sequential read of
-// the file, once per process); a corrupt object is EIO and a log line,
-// never wrong bytes. The caller passes the sources to Mount:
+// the file, once per process; an object big enough for passthrough is
+// dropped from the page cache first, so that the check reads the disk and
+// leaves the pages as a reader brings them in, not as the store's writer
+// left them); a corrupt object is EIO and a log line, never wrong bytes.
+// The caller passes the sources to Mount:
 //
 //	srv, err := layerfs.Mount(ctx, dir, layerfs.MountOptions{
 //		Lowers:   []layerfs.Source{top, base},

@@ -219,3 +219,17 @@ func TestJournalSurvivesKill(t *testing.T) {
 		t.Fatalf("journal after a restart and a second SIGKILL:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+func TestServingProcs(t *testing.T) {
+	for _, tc := range []struct{ procs, want int }{
+		{1, 4},   // go-fuse still runs 3 readers
+		{2, 4},   // the bench machine: 3 readers, one P to spare
+		{4, 6},   // 5 readers
+		{16, 18}, // readers are capped at 17
+		{32, 32}, // already more Ps than readers
+	} {
+		if got := servingProcs(tc.procs); got != tc.want {
+			t.Errorf("servingProcs(%d) = %d, want %d", tc.procs, got, tc.want)
+		}
+	}
+}

@@ -158,6 +158,11 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 		_ = shim.Signal(ctx, syscall.SIGKILL)
 		return fmt.Errorf("start container: %w", err)
 	}
+	if d.net != nil {
+		// The next start on the default network takes a spare sandbox
+		// made now, after this one's start rather than beside it.
+		d.net.Refill()
+	}
 	return nil
 }
 

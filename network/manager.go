@@ -111,10 +111,11 @@ type Manager struct {
 	filling chan struct{}
 	// retiring holds, by container id, the sandboxes Retire is tearing
 	// down in the background; each channel is closed when that is done.
-	retiring map[string]chan struct{}
-	useSpare bool
-	closed   bool
-	bg       sync.WaitGroup // spare fills and retirements
+	retiring    map[string]chan struct{}
+	useSpare    bool
+	spareWanted bool // a Setup asked for the default network alone
+	closed      bool
+	bg          sync.WaitGroup // spare fills and retirements
 }
 
 // Attachment is one interface of a sandbox on one bridge network.
@@ -354,7 +355,7 @@ type Request struct {
 // nothing behind, as does any other failure. Give the returned NetnsPath to
 // the container's spec ("" means stay in the host's namespace). A request
 // for the default network alone takes the spare sandbox made ahead of it
-// when there is one, and starts making the next (spare.go).
+// when there is one (spare.go); Refill makes the next.
 func (m *Manager) Setup(ctx context.Context, req Request) (*Sandbox, error) {
 	if !validName(req.ID) {
 		return nil, fmt.Errorf("network setup: invalid container id %q", req.ID)
@@ -363,7 +364,6 @@ func (m *Manager) Setup(ctx context.Context, req Request) (*Sandbox, error) {
 	if !m.useSpare || !spareFits(req) {
 		return m.setup(ctx, req)
 	}
-	defer m.refillSpare()
 	if sb, ok, err := m.takeSpare(req); ok {
 		return sb, err
 	}

@@ -61,9 +61,11 @@ func ownCounts(t *testing.T, cfg Config) counts {
 	return c
 }
 
-// awaitSpare waits for the spare being made, and fails without one.
+// awaitSpare asks for a spare, as the daemon does after a start, waits
+// for it to be made, and fails without one.
 func awaitSpare(t *testing.T, m *Manager) *Sandbox {
 	t.Helper()
+	m.Refill()
 	m.mu.Lock()
 	ch := m.filling
 	m.mu.Unlock()
@@ -84,7 +86,16 @@ func TestSpareSandbox(t *testing.T) {
 	m, cfg := newSpareManager(t)
 	before := ownCounts(t, cfg)
 
-	// The first setup makes its own sandbox and a spare behind it.
+	// No spare until a container asked for the default network.
+	m.Refill()
+	m.mu.Lock()
+	early := m.filling != nil || m.spare != nil
+	m.mu.Unlock()
+	if early {
+		t.Fatal("a spare was made before any container asked for the default network")
+	}
+
+	// The first setup makes its own sandbox, and Refill a spare behind it.
 	if _, err := m.Setup(ctx, Request{ID: "first", Mode: bridgeMode}); err != nil {
 		t.Fatal(err)
 	}

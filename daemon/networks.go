@@ -375,7 +375,14 @@ func (d *Daemon) teardownNetwork(ctx context.Context, id string) {
 		return
 	}
 	neighbours := d.net.Neighbours(id)
-	done := d.net.Retire(context.WithoutCancel(ctx), id)
+	// A container that could not have changed its namespace leaves it
+	// to the next one (network.Manager.Retire).
+	recycle := false
+	if c, err := d.containers.get(id); err == nil {
+		hc := c.snapshot().HostConfig
+		recycle = hc != nil && !hc.Privileged && len(hc.CapAdd) == 0
+	}
+	done := d.net.Retire(context.WithoutCancel(ctx), id, recycle)
 	finish := func() {
 		if err := <-done; err != nil {
 			d.log.Warn("network teardown", "id", id, "err", err)

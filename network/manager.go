@@ -105,9 +105,10 @@ type Manager struct {
 
 	mu        sync.Mutex
 	sandboxes map[string]*Sandbox // by container id
-	// spare is a sandbox on the default network made ahead of need, and
-	// filling is closed when the one being made is ready (spare.go).
-	spare   *Sandbox
+	// spares are sandboxes on the default network made ahead of need or
+	// recycled (at most maxSpares), and filling is closed when the one
+	// being made is ready (spare.go).
+	spares  []*Sandbox
 	filling chan struct{}
 	// retiring holds, by container id, the sandboxes Retire is tearing
 	// down in the background; each channel is closed when that is done.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -47,7 +48,7 @@ func (m *Manager) takeSpare(req Request) (sb *Sandbox, ok bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.spareWanted = true
-	for m.spare == nil && m.filling != nil {
+	for len(m.spares) == 0 && m.filling != nil {
 		// It is further along than a sandbox started now would be, and
 		// CNI calls run one at a time anyway.
 		ch := m.filling
@@ -55,21 +56,24 @@ func (m *Manager) takeSpare(req Request) (sb *Sandbox, ok bool, err error) {
 		<-ch
 		m.mu.Lock()
 	}
-	sp := m.spare
-	if sp == nil {
+	if len(m.spares) == 0 {
 		return nil, false, nil
 	}
+	sp := m.spares[0]
 	if _, ok := m.sandboxes[req.ID]; ok {
 		return nil, true, fmt.Errorf("network setup %s: %w", req.ID, ErrSandboxExists)
 	}
 	next := sp.clone()
 	next.Key, next.ID = sp.ID, req.ID
 	next.Name, next.Hostname = req.Name, req.Hostname
+	for i := range next.Attachments {
+		next.Attachments[i].EndpointID = newID()
+	}
 	next.Created = time.Now().UTC()
 	if err := m.saveSandbox(next); err != nil {
 		return nil, true, err
 	}
-	m.spare = nil
+	m.spares = m.spares[1:]
 	// Should the daemon die before this, both records name one netns:
 	// Cleanup tears it down twice, which CNI DEL and removeNetns allow.
 	if err := os.Remove(m.sandboxPath(sp.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -87,7 +91,7 @@ func (m *Manager) Refill() {
 	defer m.mu.Unlock()
 	// Until a container asked for the default network, nobody needs its
 	// bridge, let alone a spare on it.
-	if !m.useSpare || !m.spareWanted || m.spare != nil || m.filling != nil || m.closed {
+	if !m.useSpare || !m.spareWanted || len(m.spares) > 0 || m.filling != nil || m.closed {
 		return
 	}
 	done := make(chan struct{})
@@ -99,8 +103,13 @@ func (m *Manager) Refill() {
 		sb, err := m.makeSpare(context.Background())
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if err == nil {
-			m.spare = sb
+		if err == nil && len(m.spares) >= maxSpares {
+			// Retired sandboxes refilled the pool meanwhile.
+			if m.teardown(context.Background(), sb) == nil {
+				_ = os.Remove(m.sandboxPath(sb.ID))
+			}
+		} else if err == nil {
+			m.spares = append(m.spares, sb)
 		}
 		// A failed spare is not an error anyone waits for: the next Setup
 		// makes its own sandbox and meets the same failure, with its reason.
@@ -146,11 +155,19 @@ func (m *Manager) makeSpare(ctx context.Context) (*Sandbox, error) {
 // for that; Close waits for all). Anything else — published ports, whose
 // host ports must be free when the exit is reported, or user networks,
 // which can be removed right after — is torn down before Retire returns.
-// The channel receives the teardown's result, then is closed.
-func (m *Manager) Retire(ctx context.Context, id string) <-chan error {
+// With recycle, a sandbox that was a spare becomes one again (see
+// recycle) and nothing is torn down. The channel receives the teardown's
+// result, then is closed.
+func (m *Manager) Retire(ctx context.Context, id string, recycle bool) <-chan error {
 	res := make(chan error, 1)
 	m.mu.Lock()
 	sb, ok := m.sandboxes[id]
+	if ok && recycle && m.recycle(sb) {
+		m.mu.Unlock()
+		res <- nil
+		close(res)
+		return res
+	}
 	if !ok || m.closed || !retireLater(sb) {
 		m.mu.Unlock()
 		res <- m.Teardown(ctx, id)
@@ -183,6 +200,51 @@ func (m *Manager) Retire(ctx context.Context, id string) <-chan error {
 	return res
 }
 
+// maxSpares bounds the spares kept: one made ahead of need, one more
+// recycled, so that back-to-back starts always find one.
+const maxSpares = 2
+
+// recycle makes a retired sandbox a spare again instead of tearing it down,
+// when that is safe and wanted: it was itself a spare (so its key is no
+// container's id), it has the default network's eth0 alone and no ports, no
+// other container shares its namespace, and the pool has room. The caller
+// holds m.mu and vouches, by asking, that the container could not change
+// the namespace (no privileges, no added capabilities): all its processes
+// are gone, and what stays of it — an address and a MAC on the bridge —
+// is what the next container would get anyway.
+func (m *Manager) recycle(sb *Sandbox) bool {
+	switch {
+	case !m.useSpare || m.closed || len(m.spares) >= maxSpares:
+		return false
+	case !strings.HasPrefix(sb.Key, spareKeyPrefix) || !sb.OwnNetns || len(sb.Ports) > 0:
+		return false
+	case len(sb.Attachments) != 1 || sb.Attachments[0].Network != DefaultNetwork || !netnsExists(sb.NetnsPath):
+		return false
+	}
+	for _, o := range m.sandboxes {
+		if o != sb && o.NetnsPath == sb.NetnsPath {
+			return false
+		}
+	}
+	sp := sb.clone()
+	sp.ID, sp.Key, sp.Name, sp.Hostname = sb.Key, "", "", ""
+	sp.Mode = Mode{Kind: KindBridge, Network: DefaultNetwork}
+	sp.Created = time.Now().UTC()
+	b, err := json.MarshalIndent(sp, "", "  ")
+	if err == nil {
+		err = writeFileAtomic(m.sandboxPath(sp.ID), b)
+	}
+	if err != nil {
+		return false
+	}
+	delete(m.sandboxes, sb.ID)
+	// Should the daemon die before this, both records name one netns:
+	// Cleanup tears it down twice, which CNI DEL and removeNetns allow.
+	_ = os.Remove(m.sandboxPath(sb.ID))
+	m.spares = append(m.spares, sp)
+	return true
+}
+
 // retireLater tells whether sb may be torn down after its container's exit
 // is reported (see Retire).
 func retireLater(sb *Sandbox) bool {
@@ -209,7 +271,7 @@ func (m *Manager) awaitRetired(id string) {
 }
 
 // Close finishes the manager's background work (a spare being made,
-// sandboxes being retired) and tears the spare down. Setup still works
+// sandboxes being retired) and tears the spares down. Setup still works
 // after it, without spares; the daemon calls it when it shuts down.
 func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Lock()
@@ -217,19 +279,20 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Unlock()
 	m.bg.Wait()
 	m.mu.Lock()
-	sp := m.spare
-	m.spare = nil
+	spares := m.spares
+	m.spares = nil
 	m.mu.Unlock()
-	if sp == nil {
-		return nil
+	var errs []error
+	for _, sp := range spares {
+		if err := m.teardown(ctx, sp); err != nil {
+			errs = append(errs, fmt.Errorf("close: spare sandbox: %w", err))
+			continue
+		}
+		if err := os.Remove(m.sandboxPath(sp.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("close: %w", err))
+		}
 	}
-	if err := m.teardown(ctx, sp); err != nil {
-		return fmt.Errorf("close: spare sandbox: %w", err)
-	}
-	if err := os.Remove(m.sandboxPath(sp.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("close: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // yieldCPU gives the calling goroutine's thread, and the CNI plugins it

@@ -74,10 +74,10 @@ func awaitSpare(t *testing.T, m *Manager) *Sandbox {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.spare == nil {
+	if len(m.spares) == 0 {
 		t.Fatal("no spare sandbox after a default-network setup")
 	}
-	return m.spare.clone()
+	return m.spares[0].clone()
 }
 
 func TestSpareSandbox(t *testing.T) {
@@ -89,7 +89,7 @@ func TestSpareSandbox(t *testing.T) {
 	// No spare until a container asked for the default network.
 	m.Refill()
 	m.mu.Lock()
-	early := m.filling != nil || m.spare != nil
+	early := m.filling != nil || len(m.spares) > 0
 	m.mu.Unlock()
 	if early {
 		t.Fatal("a spare was made before any container asked for the default network")
@@ -154,7 +154,7 @@ func TestSpareSandbox(t *testing.T) {
 
 	// Retire: the sandbox leaves the container at once, and a new setup of
 	// that container waits for the teardown instead of colliding with it.
-	done := m.Retire(ctx, "second")
+	done := m.Retire(ctx, "second", false)
 	if _, err := m.Sandbox("second"); err == nil {
 		t.Error("a retired sandbox is still the container's")
 	}
@@ -173,7 +173,7 @@ func TestSpareSandbox(t *testing.T) {
 	}
 
 	// Published ports are freed before Retire returns.
-	if err := <-m.Retire(ctx, "published"); err != nil {
+	if err := <-m.Retire(ctx, "published", true); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.CheckPorts("x", pub.Ports); err != nil {
@@ -181,7 +181,7 @@ func TestSpareSandbox(t *testing.T) {
 	}
 
 	for _, id := range []string{"first", "second"} {
-		if err := <-m.Retire(ctx, id); err != nil {
+		if err := <-m.Retire(ctx, id, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -224,7 +224,7 @@ func TestSpareAfterCrash(t *testing.T) {
 	spare = awaitSpare(t, m)
 	// The crash: m is dropped with its spare, never closed.
 	m.mu.Lock()
-	m.spare, m.closed = nil, true
+	m.spares, m.closed = nil, true
 	m.mu.Unlock()
 	cfg.Store = m.store
 	m2, err := New(ctx, cfg)
@@ -251,5 +251,80 @@ func TestSpareAfterCrash(t *testing.T) {
 	}
 	if after := ownCounts(t, cfg); after != before {
 		t.Fatalf("left after cleanup:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// TestSpareRecycled: a retired sandbox that was a spare, on the default
+// network alone and not shared, becomes a spare again when the daemon says
+// its container could not have changed it; nothing else does.
+func TestSpareRecycled(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	m, cfg := newSpareManager(t)
+	before := ownCounts(t, cfg)
+	if _, err := m.Setup(ctx, Request{ID: "own", Mode: bridgeMode}); err != nil {
+		t.Fatal(err)
+	}
+	spare := awaitSpare(t, m)
+	a, err := m.Setup(ctx, Request{ID: "a", Mode: bridgeMode})
+	if err != nil || a.Key != spare.ID {
+		t.Fatalf("a did not take the spare: %+v, %v", a, err)
+	}
+	// A container sharing a's namespace keeps it from being recycled.
+	if _, err := m.Setup(ctx, Request{ID: "peer", Mode: Mode{Kind: KindContainer, Container: "a"}, ContainerNetns: a.NetnsPath}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-m.Retire(ctx, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(a.NetnsPath); !os.IsNotExist(err) {
+		t.Errorf("a shared namespace was recycled: %v", err)
+	}
+	if err := m.Teardown(ctx, "peer"); err != nil {
+		t.Fatal(err)
+	}
+	// Retire without recycle, or of a sandbox made for its container,
+	// tears down.
+	if err := <-m.Retire(ctx, "own", true); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	n := len(m.spares)
+	m.mu.Unlock()
+	if n != 0 {
+		t.Errorf("a container's own sandbox was recycled: %d spares", n)
+	}
+
+	b0 := awaitSpare(t, m)
+	b, err := m.Setup(ctx, Request{ID: "b", Mode: bridgeMode})
+	if err != nil || b.Key != b0.ID {
+		t.Fatalf("b did not take the spare: %+v, %v", b, err)
+	}
+	if err := <-m.Retire(ctx, "b", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Sandbox("b"); err == nil {
+		t.Error("a recycled sandbox is still its container's")
+	}
+	c, err := m.Setup(ctx, Request{ID: "c", Mode: bridgeMode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := c.Primary()
+	ba, _ := b.Primary()
+	if c.Key != b0.ID || c.NetnsPath != b.NetnsPath || ca.Address != ba.Address || ca.EndpointID == ba.EndpointID {
+		t.Errorf("c did not get b's recycled sandbox with an endpoint of its own: %+v (b %+v)", c, b)
+	}
+	if links := linksIn(t, c.NetnsPath); len(links) != 2 {
+		t.Errorf("links in a recycled sandbox: %q", links)
+	}
+	if err := <-m.Retire(ctx, "c", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := ownCounts(t, cfg); after != before {
+		t.Fatalf("left after close:\nbefore %s\nafter  %s", before, after)
 	}
 }

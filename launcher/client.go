@@ -583,7 +583,11 @@ func (s *Shim) Stop(ctx context.Context, sig syscall.Signal, timeout time.Durati
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	st, err := s.Wait(wctx)
 	cancel()
-	if err == nil || ctx.Err() != nil {
+	if err == nil || ctx.Err() != nil || sig == syscall.SIGKILL {
+		if err != nil && ctx.Err() == nil {
+			// SIGKILL was the signal: nothing stronger to send.
+			return s.Wait(ctx)
+		}
 		return st, err
 	}
 	if err := s.Signal(ctx, syscall.SIGKILL); err != nil && !errors.Is(err, ErrNotRunning) {

@@ -575,7 +575,9 @@ func (s *shim) serve(conn net.Conn) {
 		reply(response{})
 	case opSignal:
 		if err := s.container.Signal(unix.Signal(req.Signal)); err != nil {
-			if errors.Is(err, libcontainer.ErrNotRunning) {
+			// A process that died and was reaped, whose exit is not
+			// recorded yet, is not running either.
+			if errors.Is(err, libcontainer.ErrNotRunning) || errors.Is(err, os.ErrProcessDone) {
 				fail(ErrNotRunning)
 				return
 			}

@@ -529,3 +529,24 @@ func TestShimIsTheSmallBinary(t *testing.T) {
 		t.Errorf("a container started by fusebox-shim printed %q", out)
 	}
 }
+
+// TestRmForceMany: `rm -f` of running containers always succeeds. Stop
+// with SIGKILL and no grace used to send a second SIGKILL at once, and one
+// that found the process dead but its exit not yet recorded failed with
+// "unable to signal init: os: process already finished" (1 round in 6 of
+// ten containers here).
+func TestRmForceMany(t *testing.T) {
+	e := withBusybox(t)
+	for r := range 4 {
+		var names []string
+		for k := range 8 {
+			n := fmt.Sprintf("many%d-%d", r, k)
+			e.ok("run", "-d", "--name", n, "busybox", "sleep", "600")
+			names = append(names, n)
+		}
+		e.ok(append([]string{"rm", "-f"}, names...)...)
+	}
+	if out := e.ok("ps", "-aq"); out != "" {
+		t.Errorf("left: %q", out)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fusebox/fusebox/internal/testenv"
 )
 
 // fuseboxBin is the fusebox binary the tests run as the shim, built once.
@@ -38,7 +40,7 @@ func runTests(m *testing.M) int {
 		}
 		defer os.RemoveAll(dir)
 		fuseboxBin = filepath.Join(dir, "fusebox")
-		cmd := exec.Command("go", append(append([]string{"build"}, seccompTags()...), "-o", fuseboxBin, "./cmd/fusebox")...)
+		cmd := exec.Command("go", append(append([]string{"build"}, testenv.SeccompTags()...), "-o", fuseboxBin, "./cmd/fusebox")...)
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build fusebox: %v\n%s", err, out)
@@ -46,21 +48,6 @@ func runTests(m *testing.M) int {
 		}
 	}
 	return m.Run()
-}
-
-// seccompTags is the build flag that gives the binaries these tests build
-// seccomp support (runc's libcontainer needs cgo and the seccomp tag, and
-// libseccomp-dev to build): `make` passes it in GOFLAGS; for a plain `go
-// test` it is added here when libseccomp's header is installed, so that the
-// tests run containers the way `make build`'s binaries do.
-func seccompTags() []string {
-	if strings.Contains(os.Getenv("GOFLAGS"), "-tags") {
-		return nil
-	}
-	if _, err := os.Stat("/usr/include/seccomp.h"); err != nil {
-		return nil
-	}
-	return []string{"-tags=seccomp"}
 }
 
 func needRoot(t *testing.T) {

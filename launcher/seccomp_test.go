@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fusebox/fusebox/internal/testenv"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -109,7 +111,7 @@ func TestBuildSpecSeccompRejects(t *testing.T) {
 
 // shimHasSeccomp reports whether fuseboxBin was built with seccomp support
 // (main_test.go adds the tag when libseccomp-dev is installed).
-func shimHasSeccomp() bool { return SeccompSupported() || seccompTags() != nil }
+func shimHasSeccomp() bool { return SeccompSupported() || testenv.SeccompTags() != nil }
 
 func needSeccomp(t *testing.T) {
 	t.Helper()

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fusebox/fusebox/internal/testenv"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -29,7 +31,7 @@ func TestMain(m *testing.M) {
 	// runs it as every container's shim (launcher.DefaultExe). The
 	// launcher's own tests cover the fallback, `fusebox shim`.
 	fuseboxBin = filepath.Join(dir, "fusebox")
-	out, err := exec.Command("go", append(append([]string{"build"}, seccompTags()...), "-o", dir+"/", ".", "../fusebox-shim")...).CombinedOutput()
+	out, err := exec.Command("go", append(append([]string{"build"}, testenv.SeccompTags()...), "-o", dir+"/", ".", "../fusebox-shim")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build fusebox: %v\n%s", err, out)
 		os.RemoveAll(dir)
@@ -38,21 +40,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// seccompTags is the build flag that gives the binaries these tests build
-// seccomp support (runc's libcontainer needs cgo and the seccomp tag, and
-// libseccomp-dev to build): `make` passes it in GOFLAGS; for a plain `go
-// test` it is added here when libseccomp's header is installed, so that the
-// tests run containers the way `make build`'s binaries do.
-func seccompTags() []string {
-	if strings.Contains(os.Getenv("GOFLAGS"), "-tags") {
-		return nil
-	}
-	if _, err := os.Stat("/usr/include/seccomp.h"); err != nil {
-		return nil
-	}
-	return []string{"-tags=seccomp"}
 }
 
 // env is one daemon's root and socket.

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fusebox/fusebox/internal/testenv"
 )
 
 // seccompShim skips unless the binaries these tests built can load seccomp
@@ -12,7 +14,7 @@ import (
 // there, as `make build` does).
 func seccompShim(t *testing.T) {
 	t.Helper()
-	if !strings.Contains(os.Getenv("GOFLAGS"), "seccomp") && seccompTags() == nil {
+	if !strings.Contains(os.Getenv("GOFLAGS"), "seccomp") && testenv.SeccompTags() == nil {
 		t.Skip("built without seccomp support: install libseccomp-dev (scripts/install-deps)")
 	}
 }

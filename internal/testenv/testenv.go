@@ -9,6 +9,7 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -41,4 +42,20 @@ func RequireTool(t testing.TB, name, pkg string) string {
 		t.Skipf("needs %s (Debian's %s)", name, pkg)
 	}
 	return p
+}
+
+// SeccompTags is the build flag that gives the binaries tests build with
+// `go build` seccomp support (runc's libcontainer needs cgo and the seccomp
+// tag, and libseccomp-dev to build): `make` passes it in GOFLAGS; for a
+// plain `go test` it is added when libseccomp's header is installed, so that
+// the tests run containers the way `make build`'s binaries do. Nil means
+// GOFLAGS already has tags, or the machine can't build with seccomp.
+func SeccompTags() []string {
+	if strings.Contains(os.Getenv("GOFLAGS"), "-tags") {
+		return nil
+	}
+	if _, err := os.Stat("/usr/include/seccomp.h"); err != nil {
+		return nil
+	}
+	return []string{"-tags=seccomp"}
 }

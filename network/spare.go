@@ -102,19 +102,18 @@ func (m *Manager) Refill() {
 		yieldCPU()
 		sb, err := m.makeSpare(context.Background())
 		m.mu.Lock()
-		defer m.mu.Unlock()
-		if err == nil && len(m.spares) >= maxSpares {
-			// Retired sandboxes refilled the pool meanwhile.
-			if m.teardown(context.Background(), sb) == nil {
-				_ = os.Remove(m.sandboxPath(sb.ID))
-			}
-		} else if err == nil {
+		surplus := err == nil && len(m.spares) >= maxSpares // retired ones refilled the pool
+		if err == nil && !surplus {
 			m.spares = append(m.spares, sb)
 		}
 		// A failed spare is not an error anyone waits for: the next Setup
 		// makes its own sandbox and meets the same failure, with its reason.
 		m.filling = nil
 		close(done)
+		m.mu.Unlock()
+		if surplus && m.teardown(context.Background(), sb) == nil {
+			_ = os.Remove(m.sandboxPath(sb.ID))
+		}
 	}()
 }
 

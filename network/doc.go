@@ -93,6 +93,19 @@
 // per-container state (loopback, firewall and masquerade rules) is removed
 // through libcni's cache, which keeps the plugin list each ADD used.
 //
+// Even two execs are too many for a start on the default network, so with
+// Config.Spare (the daemon's setting) none is on a start's path: the
+// manager keeps up to two spare sandboxes on the default network, each a
+// netns with eth0, an address and a lease under a key of its own
+// ("spare-…", Sandbox.Key), made by Refill after a start at the lowest CPU
+// priority. A Setup asking for nothing but the default network takes one
+// by renaming its record. Retire, at a container's exit, turns a sandbox
+// that was a spare into one again when the daemon vouches its container
+// could not have changed it (not privileged, no added capabilities, not
+// shared by a container: peer, no ports), and otherwise tears a
+// default-network sandbox down after the exit is reported; a Setup of the
+// same container waits for that, and Close for all of it (spare.go).
+//
 // resolv.conf follows Docker: the host's file, minus nameservers on
 // localhost (unreachable from a container's own netns), Docker's public
 // defaults when none remain, and --dns, --dns-search, --dns-option

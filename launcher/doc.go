@@ -8,7 +8,9 @@
 // process that serves FUSE must never fork a child whose chdir or exec lands
 // on its own mount: the child blocks on FUSE while the parent's runtime is
 // stopped for a garbage collection, and both hang in D state. So the daemon
-// calls [Start], which re-executes the fusebox binary as `fusebox shim` with
+// calls [Start], which runs the shim binary ([DefaultExe]: fusebox-shim next
+// to fusebox, a small binary of this package alone, or else the fusebox
+// binary itself) as `<exe> shim` with
 // its working directory in the container's state directory (never on FUSE)
 // and in a session of its own. The shim creates the container with
 // libcontainer (cgroups under /fusebox/<id>), becomes its parent, holds its
@@ -26,7 +28,7 @@
 //     command that can't be found or run has already failed with an error
 //     carrying Docker's exit code (127 or 126, see [ExitCode]). Start hands
 //     the container to a spare shim started after the previous Start
-//     (`fusebox shim -`, waiting for its state directory on a pipe), so a
+//     (`<exe> shim -`, waiting for its state directory on a pipe), so a
 //     start does not wait for a process to exec and the Go runtime to come
 //     up; a spare whose daemon goes away reads end of file and exits;
 //  3. [Shim.Attach] the streams the client asked for, then [Shim.Begin] so

@@ -36,26 +36,7 @@ func TestMeasureStartLatency(t *testing.T) {
 	spec := func(id, state string) Options {
 		return Options{ID: id, Rootfs: rootfs, StateDir: state, Args: []string{"true"}}
 	}
-	shimRun := func(i int) time.Duration {
-		id := testID(t)
-		state := filepath.Join(t.TempDir(), "state")
-		s, err := BuildSpec(spec(id, state))
-		if err != nil {
-			t.Fatal(err)
-		}
-		start := time.Now()
-		sh, err := Start(ctx, Config{ID: id, StateDir: state, Spec: s, Exe: fuseboxBin})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sh.Begin(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if st, err := sh.Wait(ctx); err != nil || st.ExitCode != 0 {
-			t.Fatalf("%+v %v", st, err)
-		}
-		return time.Since(start)
-	}
+	shimRun := func(i int) time.Duration { return timeTrue(ctx, t, rootfs, SeccompDefault) }
 	runcRoot := t.TempDir()
 	runcRun := func(i int) time.Duration {
 		id := testID(t)
@@ -107,25 +88,7 @@ func TestMeasureSeccompCost(t *testing.T) {
 	}
 	rootfs := busyboxRootfs(t)
 	ctx := context.Background()
-	run := func(seccomp string) time.Duration {
-		o := Options{ID: testID(t), Rootfs: rootfs, StateDir: filepath.Join(t.TempDir(), "state"), Args: []string{"true"}, Seccomp: seccomp}
-		s, err := BuildSpec(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		start := time.Now()
-		sh, err := Start(ctx, Config{ID: o.ID, StateDir: o.StateDir, Spec: s, Exe: fuseboxBin})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sh.Begin(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if st, err := sh.Wait(ctx); err != nil || st.ExitCode != 0 {
-			t.Fatalf("%+v %v", st, err)
-		}
-		return time.Since(start)
-	}
+	run := func(seccomp string) time.Duration { return timeTrue(ctx, t, rootfs, seccomp) }
 	run("")
 	run(SeccompUnconfined)
 	// Wall time, alternated; and the CPU time of the shims and inits
@@ -183,4 +146,28 @@ func TestMeasureSeccompCost(t *testing.T) {
 	}
 	t.Logf("BuildSpec: %v with the (cached) default profile, %v unconfined; uncached profile %v; spec JSON %d bytes against %d",
 		d1, d2, time.Since(start)/200, n1, n2)
+}
+
+// timeTrue runs `true` in rootfs through the shim (Start, Begin, Wait: the
+// container destroyed) with the given seccomp setting, and returns how
+// long that took.
+func timeTrue(ctx context.Context, t *testing.T, rootfs, seccomp string) time.Duration {
+	t.Helper()
+	o := Options{ID: testID(t), Rootfs: rootfs, StateDir: filepath.Join(t.TempDir(), "state"), Args: []string{"true"}, Seccomp: seccomp}
+	s, err := BuildSpec(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	sh, err := Start(ctx, Config{ID: o.ID, StateDir: o.StateDir, Spec: s, Exe: fuseboxBin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := sh.Wait(ctx); err != nil || st.ExitCode != 0 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	return time.Since(start)
 }

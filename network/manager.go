@@ -317,6 +317,16 @@ func (m *Manager) loadSandboxes() error {
 }
 
 func (m *Manager) saveSandbox(s *Sandbox) error {
+	if err := m.writeRecord(s); err != nil {
+		return err
+	}
+	m.sandboxes[s.ID] = s
+	return nil
+}
+
+// writeRecord writes s's record file, for a container's sandbox
+// (saveSandbox) or a spare, which no container owns yet.
+func (m *Manager) writeRecord(s *Sandbox) error {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
@@ -324,7 +334,15 @@ func (m *Manager) saveSandbox(s *Sandbox) error {
 	if err := writeFileAtomic(m.sandboxPath(s.ID), b); err != nil {
 		return fmt.Errorf("save sandbox %s: %w", s.ID, err)
 	}
-	m.sandboxes[s.ID] = s
+	return nil
+}
+
+// removeRecord deletes a sandbox's record file; a missing one is not an
+// error, so that a teardown can be repeated.
+func (m *Manager) removeRecord(id string) error {
+	if err := os.Remove(m.sandboxPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	return nil
 }
 
@@ -657,7 +675,7 @@ func (m *Manager) teardownLocked(ctx context.Context, sb *Sandbox) error {
 		return err
 	}
 	delete(m.sandboxes, sb.ID)
-	if err := os.Remove(m.sandboxPath(sb.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := m.removeRecord(sb.ID); err != nil {
 		return fmt.Errorf("teardown %s: %w", sb.ID, err)
 	}
 	return nil

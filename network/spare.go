@@ -2,10 +2,8 @@ package network
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -76,7 +74,7 @@ func (m *Manager) takeSpare(req Request) (sb *Sandbox, ok bool, err error) {
 	m.spares = m.spares[1:]
 	// Should the daemon die before this, both records name one netns:
 	// Cleanup tears it down twice, which CNI DEL and removeNetns allow.
-	if err := os.Remove(m.sandboxPath(sp.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := m.removeRecord(sp.ID); err != nil {
 		return nil, true, fmt.Errorf("network setup %s: %w", req.ID, err)
 	}
 	return next.clone(), true, nil
@@ -112,7 +110,7 @@ func (m *Manager) Refill() {
 		close(done)
 		m.mu.Unlock()
 		if surplus && m.teardown(context.Background(), sb) == nil {
-			_ = os.Remove(m.sandboxPath(sb.ID))
+			_ = m.removeRecord(sb.ID)
 		}
 	}()
 }
@@ -136,11 +134,7 @@ func (m *Manager) makeSpare(ctx context.Context) (*Sandbox, error) {
 		return nil, err
 	}
 	sb.Attachments = append(sb.Attachments, att)
-	b, err := json.MarshalIndent(sb, "", "  ")
-	if err == nil {
-		err = writeFileAtomic(m.sandboxPath(sb.ID), b)
-	}
-	if err != nil {
+	if err := m.writeRecord(sb); err != nil {
 		_ = m.teardown(ctx, sb)
 		return nil, fmt.Errorf("save spare sandbox: %w", err)
 	}
@@ -187,7 +181,7 @@ func (m *Manager) Retire(ctx context.Context, id string, recycle bool) <-chan er
 			// Kept, as Teardown keeps it, for a retry by the next Teardown
 			// or by Cleanup at start-up.
 			m.sandboxes[id] = sb
-		} else if rerr := os.Remove(m.sandboxPath(id)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		} else if rerr := m.removeRecord(id); rerr != nil {
 			err = fmt.Errorf("teardown %s: %w", id, rerr)
 		}
 		delete(m.retiring, id)
@@ -229,17 +223,13 @@ func (m *Manager) recycle(sb *Sandbox) bool {
 	sp.ID, sp.Key, sp.Name, sp.Hostname = sb.Key, "", "", ""
 	sp.Mode = Mode{Kind: KindBridge, Network: DefaultNetwork}
 	sp.Created = time.Now().UTC()
-	b, err := json.MarshalIndent(sp, "", "  ")
-	if err == nil {
-		err = writeFileAtomic(m.sandboxPath(sp.ID), b)
-	}
-	if err != nil {
+	if err := m.writeRecord(sp); err != nil {
 		return false
 	}
 	delete(m.sandboxes, sb.ID)
 	// Should the daemon die before this, both records name one netns:
 	// Cleanup tears it down twice, which CNI DEL and removeNetns allow.
-	_ = os.Remove(m.sandboxPath(sb.ID))
+	_ = m.removeRecord(sb.ID)
 	m.spares = append(m.spares, sp)
 	return true
 }
@@ -287,7 +277,7 @@ func (m *Manager) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("close: spare sandbox: %w", err))
 			continue
 		}
-		if err := os.Remove(m.sandboxPath(sp.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := m.removeRecord(sp.ID); err != nil {
 			errs = append(errs, fmt.Errorf("close: %w", err))
 		}
 	}

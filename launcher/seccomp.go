@@ -71,25 +71,27 @@ func DefaultSeccomp() (*specs.LinuxSeccomp, error) { return defaultProfile() }
 // default capabilities, made once: the specs it goes into are only
 // encoded, never changed, so every container can share it.
 var defaultProfile = sync.OnceValues(func() (*specs.LinuxSeccomp, error) {
-	s := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{
-		Bounding: slices.Clone(defaultCapabilities),
-	}}}
-	p, err := profiles.GetDefaultProfile(s)
+	p, err := profiles.GetDefaultProfile(defaultCapsSpec())
 	if err != nil {
 		return nil, fmt.Errorf("%w: docker's default: %w", ErrSeccompProfile, err)
 	}
 	return p, nil
 })
 
+// defaultCapsSpec is the part of a spec the profiles read: a process with
+// Docker's default capabilities.
+func defaultCapsSpec() *specs.Spec {
+	return &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{
+		Bounding: slices.Clone(defaultCapabilities),
+	}}}
+}
+
 // CheckSeccompProfile reports whether profile, a `--security-opt seccomp=`
 // value (SeccompUnconfined, SeccompBuiltin or a profile in Docker's JSON
 // format), can be turned into a filter, so that a container with a bad one
 // is refused when it is created rather than when it starts.
 func CheckSeccompProfile(profile string) error {
-	s := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{
-		Bounding: slices.Clone(defaultCapabilities),
-	}}}
-	p, err := seccompProfile(s, Options{Seccomp: profile})
+	p, err := seccompProfile(defaultCapsSpec(), Options{Seccomp: profile})
 	if err != nil || p == nil {
 		return err
 	}

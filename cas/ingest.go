@@ -703,8 +703,12 @@ func (in *ingest) commit(ctx context.Context, info LayerInfo, split []byte) (Lay
 	if err := wb.Flush(); err != nil {
 		return LayerInfo{}, err
 	}
+	// Undoing must finish even when ctx is what failed the commit (a pull
+	// cancelled halfway): a half-undone layer leaves counted objects that
+	// no layer names.
+	cleanup := context.WithoutCancel(ctx)
 	dropChunks := func() error {
-		return s.dropChunks(ctx, rec)
+		return s.dropChunks(cleanup, rec)
 	}
 
 	objs := map[digest.Digest]objectValue{}
@@ -725,12 +729,18 @@ func (in *ingest) commit(ctx context.Context, info LayerInfo, split []byte) (Lay
 	}); err != nil {
 		return LayerInfo{}, errors.Join(err, dropChunks())
 	}
-	undo := func() error {
-		_, err := s.adjustRefs(ctx, objs, -1)
-		return errors.Join(err, dropChunks(), s.deleteKeys(ctx, [][]byte{pendingKey(id)}))
+	// undo takes back the counts that were added: all of them, or the
+	// batches that committed before a failure.
+	undo := func(added map[digest.Digest]objectValue) error {
+		_, _, err := s.adjustRefs(cleanup, added, -1)
+		return errors.Join(err, dropChunks(), s.deleteKeys(cleanup, [][]byte{pendingKey(id)}))
 	}
-	if _, err := s.adjustRefs(ctx, objs, +1); err != nil {
-		return LayerInfo{}, errors.Join(err, undo())
+	if _, added, err := s.adjustRefs(ctx, objs, +1); err != nil {
+		part := make(map[digest.Digest]objectValue, len(added))
+		for _, d := range added {
+			part[d] = objs[d]
+		}
+		return LayerInfo{}, errors.Join(err, undo(part))
 	}
 	err = s.update(ctx, func(txn *badger.Txn) error {
 		if _, err := txn.Get(layerKey(info.DiffID)); err == nil {
@@ -742,27 +752,28 @@ func (in *ingest) commit(ctx context.Context, info LayerInfo, split []byte) (Lay
 		return txn.Delete(pendingKey(id))
 	})
 	if errors.Is(err, errExisted) {
-		if err := undo(); err != nil {
+		if err := undo(objs); err != nil {
 			return LayerInfo{}, err
 		}
 		return existing()
 	}
 	if err != nil {
-		return LayerInfo{}, errors.Join(err, undo())
+		return LayerInfo{}, errors.Join(err, undo(objs))
 	}
 	info.Refs = 0
 	return info, nil
 }
 
 // adjustRefs adds delta to the reference count of each object, creating
-// records as needed and deleting those that reach zero (returned), in
-// transactions of at most s.refBatch objects.
-func (s *Store) adjustRefs(ctx context.Context, objs map[digest.Digest]objectValue, delta int64) ([]digest.Digest, error) {
+// records as needed and deleting those that reach zero (gone), in
+// transactions of at most s.refBatch objects. On failure, changed names the
+// objects of the batches that committed, so that a caller can take back
+// exactly those.
+func (s *Store) adjustRefs(ctx context.Context, objs map[digest.Digest]objectValue, delta int64) (gone, changed []digest.Digest, err error) {
 	ds := make([]digest.Digest, 0, len(objs))
 	for d := range objs {
 		ds = append(ds, d)
 	}
-	var gone []digest.Digest
 	for len(ds) > 0 {
 		batch := ds[:min(len(ds), s.refBatch)]
 		ds = ds[len(batch):]
@@ -795,9 +806,10 @@ func (s *Store) adjustRefs(ctx context.Context, objs map[digest.Digest]objectVal
 			return nil
 		})
 		if err != nil {
-			return gone, err
+			return gone, changed, err
 		}
 		gone = append(gone, batchGone...)
+		changed = append(changed, batch...)
 	}
-	return gone, nil
+	return gone, changed, nil
 }

@@ -411,7 +411,7 @@ func (s *Store) removeLayer(ctx context.Context, diffID digest.Digest) error {
 	for d := range objs {
 		vals[d] = objectValue{}
 	}
-	gone, err := s.adjustRefs(ctx, vals, -1)
+	gone, _, err := s.adjustRefs(ctx, vals, -1)
 	if err != nil {
 		return err
 	}

@@ -88,24 +88,26 @@ func snap(t testing.TB, s *cas.Store) snapshot {
 	return snapshot{recs, files}
 }
 
-func (a snapshot) equal(t testing.TB, b snapshot) {
+// equal fails t when after (the receiver) differs from before: "+" marks
+// a record that appeared, "-" one that went.
+func (after snapshot) equal(t testing.TB, before snapshot) {
 	t.Helper()
-	if !maps.EqualFunc(a.records, b.records, func(x, y []byte) bool { return string(x) == string(y) }) {
+	if !maps.EqualFunc(after.records, before.records, func(x, y []byte) bool { return string(x) == string(y) }) {
 		var diff []string
-		for k := range b.records {
-			if _, ok := a.records[k]; !ok {
+		for k := range after.records {
+			if _, ok := before.records[k]; !ok {
 				diff = append(diff, "+"+k)
 			}
 		}
-		for k := range a.records {
-			if _, ok := b.records[k]; !ok {
+		for k := range before.records {
+			if _, ok := after.records[k]; !ok {
 				diff = append(diff, "-"+k)
 			}
 		}
-		t.Errorf("store records changed (%d → %d): %q", len(a.records), len(b.records), diff)
+		t.Errorf("store records changed (%d → %d): %q", len(before.records), len(after.records), diff)
 	}
-	if !slices.Equal(a.files, b.files) {
-		t.Errorf("store object files changed: %d → %d", len(a.files), len(b.files))
+	if !slices.Equal(after.files, before.files) {
+		t.Errorf("store object files changed: %d → %d", len(before.files), len(after.files))
 	}
 }
 

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *cas.Store) {
 		{"Dedup", testDedup},
 		{"RefcountGC", testRefcountGC},
 		{"BadInput", testBadInput},
+		{"CancelAnywhere", testCancelAnywhere},
 		{"Leases", testLeases},
 		{"CrashLeftovers", testCrashLeftovers},
 		{"Fsck", testFsck},
@@ -494,6 +495,73 @@ func testBadInput(t *testing.T, s *cas.Store) {
 	}
 	if got := layerTar(t, s, kept.DiffID); digest.FromBytes(got) != kept.DiffID {
 		t.Error("the kept layer no longer rebuilds")
+	}
+}
+
+// countdown is a context that turns cancelled at its n-th Err check, so a
+// test can stop an operation at each point where it looks, one after the
+// other, without timing.
+type countdown struct {
+	context.Context
+	left int
+	done chan struct{}
+}
+
+func newCountdown(n int) *countdown {
+	return &countdown{Context: context.Background(), left: n, done: make(chan struct{})}
+}
+
+func (c *countdown) Done() <-chan struct{} { return c.done }
+
+func (c *countdown) Err() error {
+	if c.left--; c.left < 0 {
+		if c.left == -1 {
+			close(c.done)
+		}
+		return context.Canceled
+	}
+	return nil
+}
+
+// testCancelAnywhere cancels an ingest at each of its context checks in
+// turn (a pull cancelled halfway) and requires every failed ingest to leave
+// the store exactly as it was, including after the metadata commit began.
+// The layer shares an object with a kept one, so counts that existed
+// before are in play too.
+func testCancelAnywhere(t *testing.T, s *cas.Store) {
+	shared := random(9000)
+	kept := ingest(t, s, buildTar(t, []file{reg("shared", shared), reg("note", []byte("kept\n"))}, 0), cas.IngestOptions{})
+	putImage(t, s, "kept", kept.DiffID)
+	layer := buildTar(t, []file{dir("d"), reg("d/shared", shared), reg("d/big", random(20000)), reg("d/a", []byte("a\n")), reg("d/b", []byte("b\n")), reg("note", []byte("kept\n"))}, 0)
+	before := snap(t, s)
+	for n := 0; ; n++ {
+		if n > 10000 {
+			t.Fatal("the ingest never got through 10000 context checks")
+		}
+		lease := s.NewLease()
+		ctx := newCountdown(n)
+		info, err := s.IngestLayer(ctx, bytes.NewReader(layer), cas.IngestOptions{Lease: lease})
+		if rerr := lease.Release(context.Background()); rerr != nil {
+			t.Fatalf("release after check %d: %v", n, rerr)
+		}
+		if err == nil {
+			if n == 0 {
+				t.Fatal("the ingest never checks its context")
+			}
+			if _, err := s.Layer(context.Background(), info.DiffID); !errors.Is(err, cas.ErrNotFound) {
+				t.Errorf("the finished layer outlived its lease: %v", err)
+			}
+			break
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled at check %d: %v, want context.Canceled", n, err)
+		}
+		if d := before.diff(snap(t, s)); d != "" {
+			t.Fatalf("cancelled at check %d, the store changed:\n%s", n, d)
+		}
+	}
+	if d := before.diff(snap(t, s)); d != "" {
+		t.Errorf("after the lease ended, the store changed:\n%s", d)
 	}
 }
 

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fusebox/fusebox/cas"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/fusebox/fusebox/cas"
 )
 
 // writeOneFileLayer writes a tar holding one incompressible file of size

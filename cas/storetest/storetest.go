@@ -21,8 +21,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fusebox/fusebox/cas"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/fusebox/fusebox/cas"
 )
 
 // Run runs every check, each on a store from newStore (a fresh root per

@@ -448,9 +448,12 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	}
 	ci, errno := l.resolve(ds, updir, name)
 	if errno != 0 {
-		if errno == syscall.ENOENT {
-			out.SetEntryTimeout(l.timeout(ds))
-		}
+		// A miss leaves the entry timeout at zero: go-fuse then answers
+		// with a negative entry that lasts the mount's NegativeTimeout,
+		// which the kernel caches. With a timeout set here it passed
+		// ENOENT on as an error, which the kernel does not cache, and
+		// every walk through a missing name (a PATH lookup, a stat of an
+		// absent file) cost a round trip each time.
 		return nil, errno
 	}
 	if ci.st.upper {

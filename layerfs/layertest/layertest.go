@@ -8,10 +8,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -36,6 +40,32 @@ type File struct {
 
 // Layer is a test layer.
 type Layer []File
+
+// requestLog collects go-fuse's request log (MountOptions.Debug) from its
+// serving goroutines.
+type requestLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (r *requestLog) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.b.Write(p)
+}
+
+// lookups counts the LOOKUP requests for name.
+func (r *requestLog) lookups(name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, l := range strings.Split(r.b.String(), "\n") {
+		if strings.Contains(l, ": LOOKUP ") && strings.Contains(l, strconv.Quote(name)) {
+			n++
+		}
+	}
+	return n
+}
 
 // MakeSource turns a layer into the source under test.
 type MakeSource func(t *testing.T, l Layer) layerfs.Source
@@ -188,6 +218,26 @@ func Run(t *testing.T, mk MakeSource) {
 		}
 		for _, m := range mnts {
 			checkFile(t, m, "x", 0644, 0, 0, "same")
+		}
+	})
+	t.Run("negative", func(t *testing.T) {
+		// A name that isn't there is asked for once: the kernel keeps
+		// the miss (a negative entry) as it keeps a hit, through a
+		// whiteout too.
+		srcs := make2(t, mk, []Layer{{dir("d", 0755), {Path: "d/gone", Type: cas.TypeWhiteout}}, {dir("d", 0755), reg("d/gone", 0644, "x")}})
+		var reqs requestLog
+		_, mnt := MountT(t, layerfs.MountOptions{Lowers: srcs, Debug: true, Logger: log.New(&reqs, "", 0)})
+		for i := 0; i < 3; i++ {
+			for _, p := range []string{"d/missing", "d/gone", "nowhere"} {
+				if _, err := os.Lstat(filepath.Join(mnt, p)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s: %v, want not exist", p, err)
+				}
+			}
+		}
+		for _, name := range []string{"missing", "gone", "nowhere"} {
+			if n := reqs.lookups(name); n != 1 {
+				t.Errorf("%d LOOKUPs of %q for three stats, want 1", n, name)
+			}
 		}
 	})
 	t.Run("bigread", func(t *testing.T) {

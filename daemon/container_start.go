@@ -124,6 +124,14 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 	}
 	cfg := launcher.Config{ID: rec.ID, StateDir: sdir, Spec: spec, OpenStdin: rec.Config.OpenStdin, Exe: d.cfg.Exe,
 		Hosts: ns.hosts, ResolvConf: ns.resolv}
+	// The rootfs's names warm in the kernel while the shim starts, which
+	// takes longer; waited for before anything could unmount the rootfs.
+	prefetched := make(chan struct{})
+	go func() {
+		defer close(prefetched)
+		launcher.Prefetch(ctx, spec)
+	}()
+	defer func() { <-prefetched }()
 	tSpec = time.Now()
 	shim, err := launcher.Start(ctx, cfg)
 	if err != nil {

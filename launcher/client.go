@@ -102,6 +102,9 @@ type Shim struct {
 	id       string
 	stateDir string
 	pid      int
+	// exe is the binary Start ran, whose spare Begin starts; empty for
+	// a shim found again rather than started.
+	exe string
 }
 
 // ID is the container's id.
@@ -161,10 +164,6 @@ func Start(ctx context.Context, cfg Config) (*Shim, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The next start takes the one started now, already past exec and the
-	// Go runtime's start-up, which is most of what a shim costs before
-	// libcontainer runs.
-	go refillShim(exe)
 	cmd, readyR, exited := sp.cmd, sp.readyR, sp.exited
 	defer readyR.Close()
 	_, err = fmt.Fprintln(sp.dirW, cfg.StateDir)
@@ -207,7 +206,7 @@ func Start(ctx context.Context, cfg Config) (*Shim, error) {
 		<-exited
 		return nil, newStartError(r.msg.ExitCode, r.msg.Error)
 	}
-	return &Shim{id: cfg.ID, stateDir: cfg.StateDir, pid: r.msg.Pid}, nil
+	return &Shim{id: cfg.ID, stateDir: cfg.StateDir, pid: r.msg.Pid, exe: exe}, nil
 }
 
 // ShimBinary is the name of the small shim binary installed next to fusebox.
@@ -463,6 +462,15 @@ func remoteError(msg string) error {
 // exec's it). Attach first to miss no output.
 func (s *Shim) Begin(ctx context.Context) error {
 	_, err := s.call(ctx, request{Op: opBegin})
+	if err == nil && s.exe != "" {
+		// The next start takes the shim started now, already past exec,
+		// the Go runtime's start-up and its first decode of a spec
+		// (warmDecoders): most of what a shim costs before libcontainer
+		// runs. Started after this start rather than beside it, on a
+		// two-CPU machine it doesn't take a CPU from the container's
+		// init.
+		go refillShim(s.exe)
+	}
 	return err
 }
 

@@ -195,7 +195,16 @@ func warmDecoders() {
 		return
 	}
 	var c shimConfig
-	_ = json.Unmarshal(b, &c)
+	if json.Unmarshal(b, &c) != nil {
+		return
+	}
+	// The same for what create does next: libcontainer's conversion of
+	// the spec, and its encoding of the result for the container's init.
+	config, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: "spare", Spec: c.Spec})
+	if err != nil {
+		return
+	}
+	_, _ = json.Marshal(config)
 }
 
 // errSpareUnused ends a spare shim that was never given a container.

@@ -14,8 +14,13 @@ export GOFLAGS := $(strip $(GOFLAGS) $(if $(GOTAGS),-tags=$(GOTAGS)))
 
 all: build
 
+# The CLI, bin/fusebox, links no C and nothing of the engine: static, it
+# starts in about half the time of the engine binary, and every command is
+# a process. bin/fuseboxd (daemon, bench), bin/fusebox-shim and
+# bin/fusebox-overlay are built with cgo for seccomp.
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/fusebox
+	$(GO) build -o $(BIN)/ ./cmd/fuseboxd ./cmd/fusebox-shim ./cmd/fusebox-overlay
 
 # The whole suite: real FUSE mounts, real containers, a real daemon.
 test: build

@@ -98,22 +98,27 @@ func contains(xs []int, x int) bool {
 }
 
 // TestReplacedBinary checks that a daemon whose binary was rebuilt under
-// it is told apart: its container starts are not comparable.
+// it is told apart: its container starts are not comparable. The daemon
+// runs fuseboxd, which `fusebox daemon` hands over to.
 func TestReplacedBinary(t *testing.T) {
 	requireRoot(t)
-	exe := builtProgram("fusebox")
-	if exe == "" {
-		t.Skip("no fusebox binary: run `make build` first")
+	exe, engine := builtProgram("fusebox"), builtProgram("fuseboxd")
+	if exe == "" || engine == "" {
+		t.Skip("no fusebox and fuseboxd binaries: run `make build` first")
 	}
 	dir := t.TempDir()
-	data, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
+	copyTo := func(src string) string {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(dir, filepath.Base(src))
+		if err := os.WriteFile(dst, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dst
 	}
-	cp := filepath.Join(dir, "fusebox")
-	if err := os.WriteFile(cp, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	cp, engineCopy := copyTo(exe), copyTo(engine)
 	srv := &Server{Exe: cp, Dir: filepath.Join(dir, "d")}
 	defer srv.Stop(context.Background())
 	cli := Fusebox{Path: cp, Server: srv}
@@ -121,10 +126,14 @@ func TestReplacedBinary(t *testing.T) {
 		t.Fatalf("fresh binary: %v", err)
 	}
 	// What `go build -o` does: a new file renamed over the old one.
-	if err := os.WriteFile(cp+".new", data, 0o755); err != nil {
+	data, err := os.ReadFile(engineCopy)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(cp+".new", cp); err != nil {
+	if err := os.WriteFile(engineCopy+".new", data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(engineCopy+".new", engineCopy); err != nil {
 		t.Fatal(err)
 	}
 	if err := replacedBinary(t.Context(), cli); !errors.Is(err, errReplaced) {

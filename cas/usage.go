@@ -8,37 +8,18 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/fusebox/fusebox/cas/usage"
 )
 
-// Usage is the store's space accounting (fusebox system df).
-type Usage struct {
-	// ObjectBytes and ObjectFiles: the content held in object files.
-	ObjectBytes int64
-	ObjectFiles int
-	// InlineBytes and InlineObjects: the content held in Badger.
-	InlineBytes   int64
-	InlineObjects int
-	// LogicalBytes is the sum of every layer's content size: what the
-	// layers would take with no sharing at all.
-	LogicalBytes int64
-	// SavedBytes is what deduplication saves: LogicalBytes minus the
-	// content actually stored.
-	SavedBytes int64
-	// MetadataBytes is the size of the Badger database on disk.
-	MetadataBytes int64
-	Layers        int
-	Images        []ImageUsage
-}
-
-// ImageUsage is one image's size.
-type ImageUsage struct {
-	ID digest.Digest
-	// Size is the sum of its layers' content sizes (each layer once), the
-	// uncompressed size Docker shows.
-	Size int64
-	// SharedSize is the part of Size in layers other images use too.
-	SharedSize int64
-}
+// The store's accounting and fsck report; their types live in the leaf
+// package usage so that a client can decode them without the store.
+type (
+	Usage      = usage.Usage
+	ImageUsage = usage.ImageUsage
+	Problem    = usage.Problem
+	Report     = usage.Report
+)
 
 // DiskUsage adds up the store's space.
 func (s *Store) DiskUsage(ctx context.Context) (Usage, error) {
@@ -98,28 +79,6 @@ func (s *Store) DiskUsage(ctx context.Context) (Usage, error) {
 	u.MetadataBytes = lsm + vlog
 	return u, nil
 }
-
-// Problem is one thing Fsck found wrong.
-type Problem struct {
-	// Kind: "corrupt object", "missing object", "size mismatch",
-	// "missing index", "bad record".
-	Kind   string
-	Digest digest.Digest // the object or layer concerned
-	Detail string
-}
-
-func (p Problem) String() string { return fmt.Sprintf("%s %s: %s", p.Kind, p.Digest, p.Detail) }
-
-// Report is what Fsck checked and found.
-type Report struct {
-	Objects  int // contents re-hashed
-	Layers   int // layer indexes read
-	Entries  int // index entries checked
-	Problems []Problem
-}
-
-// OK is true when Fsck found nothing wrong.
-func (r Report) OK() bool { return len(r.Problems) == 0 }
 
 // Fsck re-hashes every stored content and checks that every index entry's
 // content is stored. It only reads; problems are reported, not repaired.

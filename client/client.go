@@ -14,8 +14,8 @@ import (
 
 	moby "github.com/moby/moby/client"
 
-	"github.com/fusebox/fusebox/cas"
-	"github.com/fusebox/fusebox/daemon"
+	"github.com/fusebox/fusebox/api"
+	"github.com/fusebox/fusebox/cas/usage"
 )
 
 // ErrDaemonNotReady means the daemon was started but never answered /_ping.
@@ -33,9 +33,9 @@ type Client struct {
 
 // Options says which daemon to reach and how to start it.
 type Options struct {
-	// Host is the daemon's address (unix:///path); empty means daemon.DefaultHost.
+	// Host is the daemon's address (unix:///path); empty means api.DefaultHost.
 	Host string
-	// Root is the daemon's state directory; empty means daemon.DefaultRoot.
+	// Root is the daemon's state directory; empty means api.DefaultRoot.
 	Root string
 	// Exe is the fusebox binary to start the daemon with; empty means the
 	// running executable.
@@ -50,22 +50,22 @@ type Options struct {
 // in the background first when nothing listens there.
 func Connect(ctx context.Context, opts Options) (*Client, error) {
 	if opts.Host == "" {
-		opts.Host = daemon.DefaultHost
+		opts.Host = api.DefaultHost
 	}
 	if opts.Root == "" {
-		opts.Root = daemon.DefaultRoot
+		opts.Root = api.DefaultRoot
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = 30 * time.Second
 	}
-	sock, err := daemon.SocketPath(opts.Host)
+	sock, err := api.SocketPath(opts.Host)
 	if err != nil {
 		return nil, err
 	}
 	// The API version is the daemon's own, pinned: the fusebox CLI talks to
 	// a fusebox daemon, and negotiating would cost every command a /_ping
 	// round trip before its first request.
-	c, err := moby.New(moby.WithHost(opts.Host), moby.WithAPIVersion(daemon.APIVersion))
+	c, err := moby.New(moby.WithHost(opts.Host), moby.WithAPIVersion(api.APIVersion))
 	if err != nil {
 		return nil, fmt.Errorf("create client: %w", err)
 	}
@@ -116,7 +116,7 @@ func Start(ctx context.Context, opts Options) error {
 	if err := os.MkdirAll(root, 0o711); err != nil {
 		return fmt.Errorf("create root: %w", err)
 	}
-	logPath := filepath.Join(root, daemon.LogName)
+	logPath := filepath.Join(root, api.LogName)
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open daemon log: %w", err)
@@ -181,16 +181,16 @@ func Start(ctx context.Context, opts Options) error {
 
 // StoreUsage is the store's space accounting, dedup savings included
 // (GET /fusebox/store/usage).
-func (c *Client) StoreUsage(ctx context.Context) (cas.Usage, error) {
-	var u cas.Usage
+func (c *Client) StoreUsage(ctx context.Context) (usage.Usage, error) {
+	var u usage.Usage
 	err := c.request(ctx, http.MethodGet, "/fusebox/store/usage", nil, &u)
 	return u, err
 }
 
 // Fsck re-hashes every stored content and checks every layer index
 // (POST /fusebox/store/fsck).
-func (c *Client) Fsck(ctx context.Context) (cas.Report, error) {
-	var r cas.Report
+func (c *Client) Fsck(ctx context.Context) (usage.Report, error) {
+	var r usage.Report
 	err := c.request(ctx, http.MethodPost, "/fusebox/store/fsck", nil, &r)
 	return r, err
 }

@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/fusebox/fusebox/daemon"
+	"github.com/fusebox/fusebox/api"
 )
 
 // request calls one of fusebox's own endpoints with an optional JSON body
@@ -40,7 +40,7 @@ func (c *Client) request(ctx context.Context, method, path string, in, out any) 
 // is not nil, and returns a 2xx answer for the caller to read and close;
 // any other answer becomes a *ResponseError.
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
-	sock, err := daemon.SocketPath(c.Host)
+	sock, err := api.SocketPath(c.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -99,15 +99,15 @@ func (e *ResponseError) Error() string { return "Error response from daemon: " +
 // Mount mounts an image on the daemon's host (POST /fusebox/mounts); the
 // daemon serves it until Unmount or until it stops. req.Target must be
 // absolute.
-func (c *Client) Mount(ctx context.Context, req daemon.MountRequest) (daemon.MountInfo, error) {
-	var info daemon.MountInfo
+func (c *Client) Mount(ctx context.Context, req api.MountRequest) (api.MountInfo, error) {
+	var info api.MountInfo
 	err := c.request(ctx, http.MethodPost, "/fusebox/mounts", req, &info)
 	return info, err
 }
 
 // Mounts lists the daemon's mounts (GET /fusebox/mounts).
-func (c *Client) Mounts(ctx context.Context) ([]daemon.MountInfo, error) {
-	var out []daemon.MountInfo
+func (c *Client) Mounts(ctx context.Context) ([]api.MountInfo, error) {
+	var out []api.MountInfo
 	err := c.request(ctx, http.MethodGet, "/fusebox/mounts", nil, &out)
 	return out, err
 }
@@ -119,8 +119,8 @@ func (c *Client) Unmount(ctx context.Context, target string) error {
 
 // MountChanges lists what a writable mount changed, from its journal
 // (GET /fusebox/mounts/changes).
-func (c *Client) MountChanges(ctx context.Context, target string) ([]daemon.MountChange, error) {
-	var out []daemon.MountChange
+func (c *Client) MountChanges(ctx context.Context, target string) ([]api.MountChange, error) {
+	var out []api.MountChange
 	err := c.request(ctx, http.MethodGet, "/fusebox/mounts/changes?target="+url.QueryEscape(target), nil, &out)
 	return out, err
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,33 +18,16 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/fusebox/fusebox/api"
 	"github.com/fusebox/fusebox/cas"
 	"github.com/fusebox/fusebox/launcher"
 	"github.com/fusebox/fusebox/network"
 	"github.com/fusebox/fusebox/registry"
 )
 
-// API versions the daemon speaks.
-const (
-	APIVersion    = "1.44"
-	MinAPIVersion = "1.24"
-)
-
-// Defaults for a system-wide daemon.
-const (
-	DefaultRoot = "/var/lib/fusebox"
-	DefaultHost = "unix:///run/fusebox/fusebox.sock"
-)
-
-// Version is fusebox's own version, shown by `version` and /version.
-var Version = "0.1.0-dev"
-
-// Files the daemon keeps in its root: its log, and its process ID while it
-// serves.
-const (
-	LogName = "daemon.log"
-	PIDName = "daemon.pid"
-)
+// PIDName is the file in the daemon's root that holds its process ID
+// while it serves (its log is api.LogName).
+const PIDName = "daemon.pid"
 
 // ErrRootLocked is returned when another daemon holds the root.
 var ErrRootLocked = errors.New("root is in use by another fusebox daemon")
@@ -110,29 +92,17 @@ var routeAdders []RouteAdder
 // the file that holds the resource's handlers.
 func AddRoutes(add RouteAdder) { routeAdders = append(routeAdders, add) }
 
-// SocketPath returns the unix socket path of a DOCKER_HOST-style address.
-func SocketPath(host string) (string, error) {
-	if host == "" {
-		host = DefaultHost
-	}
-	u, err := url.Parse(host)
-	if err != nil || u.Scheme != "unix" || u.Path == "" {
-		return "", fmt.Errorf("invalid host %q: want unix:///path/to/socket", host)
-	}
-	return u.Path, nil
-}
-
 // New prepares a daemon on cfg.Root: it creates the root, takes its lock and
 // opens its log. It does not listen yet; call Serve.
 func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.Root == "" {
-		cfg.Root = DefaultRoot
+		cfg.Root = api.DefaultRoot
 	}
 	root, err := filepath.Abs(cfg.Root)
 	if err != nil {
 		return nil, fmt.Errorf("root %q: %w", cfg.Root, err)
 	}
-	sock, err := SocketPath(cfg.Host)
+	sock, err := api.SocketPath(cfg.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +123,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, root: root, sock: sock, lock: lock, started: time.Now()}
 	d.log = cfg.Log
 	if d.log == nil {
-		f, err := os.OpenFile(filepath.Join(root, LogName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		f, err := os.OpenFile(filepath.Join(root, api.LogName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			d.Close()
 			return nil, fmt.Errorf("open log: %w", err)
@@ -247,7 +217,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		return fmt.Errorf("write pid file: %w", err)
 	}
 	defer os.Remove(pidFile)
-	d.log.Info("daemon listening", "socket", d.sock, "root", d.root, "pid", os.Getpid(), "version", Version)
+	d.log.Info("daemon listening", "socket", d.sock, "root", d.root, "pid", os.Getpid(), "version", api.Version)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()

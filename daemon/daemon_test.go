@@ -13,6 +13,8 @@ import (
 	"time"
 
 	moby "github.com/moby/moby/client"
+
+	"github.com/fusebox/fusebox/api"
 )
 
 // startDaemon runs a daemon in-process on a temp root and socket and stops
@@ -64,18 +66,18 @@ func TestDaemonAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ping.APIVersion != APIVersion || ping.OSType != "linux" || ping.SwarmStatus == nil || ping.SwarmStatus.NodeState != "inactive" {
+	if ping.APIVersion != api.APIVersion || ping.OSType != "linux" || ping.SwarmStatus == nil || ping.SwarmStatus.NodeState != "inactive" {
 		t.Errorf("ping %+v", ping)
 	}
-	if c.ClientVersion() != APIVersion {
-		t.Errorf("client negotiated %s, want %s", c.ClientVersion(), APIVersion)
+	if c.ClientVersion() != api.APIVersion {
+		t.Errorf("client negotiated %s, want %s", c.ClientVersion(), api.APIVersion)
 	}
 
 	v, err := c.ServerVersion(ctx, moby.ServerVersionOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.APIVersion != APIVersion || v.MinAPIVersion != MinAPIVersion || v.Version != Version || len(v.Components) != 1 {
+	if v.APIVersion != api.APIVersion || v.MinAPIVersion != api.MinAPIVersion || v.Version != api.Version || len(v.Components) != 1 {
 		t.Errorf("version %+v", v)
 	}
 
@@ -93,7 +95,7 @@ func TestDaemonAPI(t *testing.T) {
 
 	// Raw HTTP: HEAD and GET /_ping carry the headers; unknown paths get
 	// Docker's JSON error.
-	sock, _ := SocketPath(host)
+	sock, _ := api.SocketPath(host)
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (netConn, error) {
 		return dialer.DialContext(ctx, "unix", sock)
 	}}}
@@ -158,19 +160,19 @@ func TestServeRemovesSocket(t *testing.T) {
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket still there after shutdown: %v", err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(root, LogName)); !strings.Contains(string(b), "shutting down") {
+	if b, _ := os.ReadFile(filepath.Join(root, api.LogName)); !strings.Contains(string(b), "shutting down") {
 		t.Errorf("log has no shutdown record: %q", b)
 	}
 }
 
 func TestSocketPath(t *testing.T) {
 	for in, want := range map[string]string{"unix:///run/x.sock": "/run/x.sock", "": "/run/fusebox/fusebox.sock"} {
-		if got, err := SocketPath(in); err != nil || got != want {
+		if got, err := api.SocketPath(in); err != nil || got != want {
 			t.Errorf("%q: %q %v", in, got, err)
 		}
 	}
 	for _, bad := range []string{"tcp://127.0.0.1:2375", "/run/x.sock", "unix://"} {
-		if _, err := SocketPath(bad); err == nil {
+		if _, err := api.SocketPath(bad); err == nil {
 			t.Errorf("%q: want an error", bad)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	moby "github.com/moby/moby/client"
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/fusebox/fusebox/api"
 	"github.com/fusebox/fusebox/image"
 )
 
@@ -435,7 +436,7 @@ func TestStoreEndpoints(t *testing.T) {
 	if err != nil || du.Images.TotalCount != 2 {
 		t.Fatalf("df: %+v %v", du.Images, err)
 	}
-	sock, _ := SocketPath(host)
+	sock, _ := api.SocketPath(host)
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (netConn, error) {
 		return dialer.DialContext(ctx, "unix", sock)
 	}}}

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"time"
 
+	"github.com/fusebox/fusebox/api"
 	"github.com/fusebox/fusebox/layerfs"
 )
 
@@ -21,48 +21,15 @@ func init() {
 	})
 }
 
-// MountRequest is the body of POST /fusebox/mounts.
-type MountRequest struct {
-	// Image is the image as the user names it (busybox, an ID prefix).
-	Image string
-	// Target is the mount point, an absolute path on the daemon's host.
-	Target string
-	// ReadWrite keeps a writable layer in the daemon's root for the life
-	// of the mount; its changes are listed by GET /fusebox/mounts/changes.
-	ReadWrite bool
-}
-
-// MountInfo describes a mount (GET /fusebox/mounts, POST's answer).
-type MountInfo struct {
-	Target string
-	// Image is the name the mount was asked for; ImageID the image.
-	Image     string
-	ImageID   string
-	ReadWrite bool
-	// Upper is the writable layer's directory, empty when read-only.
-	Upper   string
-	Created time.Time
-	// Container is false for a mount made with `fusebox mount`, true for
-	// one the daemon made for a container (umount refuses those).
-	Container bool
-}
-
-// MountChange is one line of GET /fusebox/mounts/changes, as in Docker's
-// container changes: Kind 0 changed, 1 added, 2 deleted.
-type MountChange struct {
-	Path string
-	Kind uint8
-}
-
-func (m *ImageMount) info() MountInfo {
-	return MountInfo{
+func (m *ImageMount) info() api.MountInfo {
+	return api.MountInfo{
 		Target: m.Target, Image: m.name, ImageID: m.Image.String(),
 		ReadWrite: !m.ReadOnly(), Upper: m.Upper, Created: m.Created, Container: !m.host,
 	}
 }
 
 func (d *Daemon) mountList(w http.ResponseWriter, r *http.Request) error {
-	out := []MountInfo{}
+	out := []api.MountInfo{}
 	for _, m := range d.Mounts() {
 		out = append(out, m.info())
 	}
@@ -70,7 +37,7 @@ func (d *Daemon) mountList(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (d *Daemon) mountCreate(w http.ResponseWriter, r *http.Request) error {
-	var req MountRequest
+	var req api.MountRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		return BadParameterf("invalid mount request: %v", err)
 	}
@@ -124,9 +91,9 @@ func (d *Daemon) mountChanges(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]MountChange, 0, len(changes))
+	out := make([]api.MountChange, 0, len(changes))
 	for _, c := range changes {
-		out = append(out, MountChange{Path: c.Path, Kind: uint8(c.Kind)})
+		out = append(out, api.MountChange{Path: c.Path, Kind: uint8(c.Kind)})
 	}
 	return WriteJSON(w, http.StatusOK, out)
 }

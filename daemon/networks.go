@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	apinet "github.com/moby/moby/api/types/network"
 
+	"github.com/fusebox/fusebox/api"
 	"github.com/fusebox/fusebox/cas"
 	"github.com/fusebox/fusebox/launcher"
 	"github.com/fusebox/fusebox/network"
@@ -68,7 +69,7 @@ func (s bucketNetworkStore) Networks(ctx context.Context) ([]network.Network, er
 // namespaces.
 func networkConfig(root string, store network.Store) network.Config {
 	cfg := network.Config{Root: filepath.Join(root, "network"), Store: store, Spare: true}
-	if root == DefaultRoot {
+	if root == api.DefaultRoot {
 		return cfg
 	}
 	h := fnv.New32a()
@@ -103,7 +104,7 @@ func (d *Daemon) initNetwork(ctx context.Context) error {
 		if err := m.Close(context.Background()); err != nil {
 			d.log.Warn("network shutdown", "err", err)
 		}
-		if d.root != DefaultRoot {
+		if d.root != api.DefaultRoot {
 			if err := m.Release(context.Background()); err != nil {
 				d.log.Warn("release network resources", "err", err)
 			}

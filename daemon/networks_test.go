@@ -11,10 +11,12 @@ import (
 	"github.com/moby/moby/api/types/container"
 	apinet "github.com/moby/moby/api/types/network"
 	moby "github.com/moby/moby/client"
+
+	"github.com/fusebox/fusebox/api"
 )
 
 func TestNetworkConfigPerRoot(t *testing.T) {
-	def := networkConfig(DefaultRoot, nil)
+	def := networkConfig(api.DefaultRoot, nil)
 	if def.DefaultBridge != "" || def.NetnsDir != "" || def.DefaultSubnet.IsValid() {
 		t.Errorf("the system daemon should get the package defaults: %+v", def)
 	}

@@ -15,8 +15,10 @@ import (
 	apiregistry "github.com/moby/moby/api/types/registry"
 
 	"github.com/fusebox/fusebox/cas"
+	"github.com/fusebox/fusebox/image"
 	fimage "github.com/fusebox/fusebox/image"
 	"github.com/fusebox/fusebox/registry"
+	"github.com/fusebox/fusebox/registry/auth"
 )
 
 // RegistryConfigName is the daemon's configuration file under its root,
@@ -55,7 +57,7 @@ func (d *Daemon) RegistryConfig() (registry.Config, error) {
 
 // registryAuth reads the X-Registry-Auth header the docker CLI sends.
 func registryAuth(r *http.Request) (*registry.AuthConfig, error) {
-	a, err := registry.DecodeAuthHeader(r.Header.Get(apiregistry.AuthHeader))
+	a, err := auth.DecodeHeader(r.Header.Get(apiregistry.AuthHeader))
 	if err != nil {
 		return nil, BadParameterf("%v", err)
 	}
@@ -134,7 +136,7 @@ func (d *Daemon) imagePull(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	platform := q.Get("platform")
-	if _, err := registry.ParsePlatform(platform); err != nil {
+	if _, err := image.ParsePlatform(platform); err != nil {
 		return BadParameterf("%v", err)
 	}
 	auth, err := registryAuth(r)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+
+	"github.com/fusebox/fusebox/api"
 )
 
 // HandlerFunc serves one API route. A handler that has not written anything
@@ -69,7 +71,7 @@ func RequestAPIVersion(r *http.Request) string {
 	if v, ok := r.Context().Value(apiVersionKey{}).(string); ok {
 		return v
 	}
-	return APIVersion
+	return api.APIVersion
 }
 
 // longRequest is how long a changing request must take for the daemon to
@@ -99,12 +101,12 @@ func releaseMemory() {
 // ServeHTTP implements http.Handler.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
-	version := APIVersion
+	version := api.APIVersion
 	if m := versionPrefix.FindStringSubmatch(p); m != nil {
 		version = m[1]
 		p = p[len(m[0])-len(m[2]):]
-		if versionLess(version, MinAPIVersion) {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("client version %s is too old. Minimum supported API version is %s, please upgrade your client to a newer version", version, MinAPIVersion))
+		if versionLess(version, api.MinAPIVersion) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("client version %s is too old. Minimum supported API version is %s, please upgrade your client to a newer version", version, api.MinAPIVersion))
 			return
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/fusebox/fusebox/api"
 )
 
 func TestRouter(t *testing.T) {
@@ -32,14 +34,14 @@ func TestRouter(t *testing.T) {
 		version      string
 		message      string
 	}{
-		{"GET", "/images/json", 200, "list", "", APIVersion, ""},
+		{"GET", "/images/json", 200, "list", "", api.APIVersion, ""},
 		{"GET", "/v1.41/images/json", 200, "list", "", "1.41", ""},
 		{"GET", "/v1.50/images/json", 200, "list", "", "1.50", ""},
 		{"GET", "/v1.44/images/docker.io/library/busybox:latest/json", 200, "inspect", "docker.io/library/busybox:latest", "1.44", ""},
-		{"GET", "/images/busybox/json", 200, "inspect", "busybox", APIVersion, ""},
-		{"GET", "/images/json/json", 200, "inspect", "json", APIVersion, ""},
-		{"DELETE", "/images/example.com:5000/a/b:c", 200, "delete", "example.com:5000/a/b:c", APIVersion, ""},
-		{"POST", "/containers/abc/start", 200, "start", "abc", APIVersion, ""},
+		{"GET", "/images/busybox/json", 200, "inspect", "busybox", api.APIVersion, ""},
+		{"GET", "/images/json/json", 200, "inspect", "json", api.APIVersion, ""},
+		{"DELETE", "/images/example.com:5000/a/b:c", 200, "delete", "example.com:5000/a/b:c", api.APIVersion, ""},
+		{"POST", "/containers/abc/start", 200, "start", "abc", api.APIVersion, ""},
 		{"POST", "/images/json", 405, "", "", "", "method not allowed"},
 		{"GET", "/nope", 404, "", "", "", "page not found"},
 		{"GET", "/v1.12/images/json", 400, "", "", "", "client version 1.12 is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version"},

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/system"
+
+	"github.com/fusebox/fusebox/api"
 )
 
 func init() {
@@ -33,12 +35,12 @@ func AddInfo(f InfoFiller) { infoFillers = append(infoFillers, f) }
 // before every command.
 func (d *Daemon) ping(w http.ResponseWriter, r *http.Request) error {
 	h := w.Header()
-	h.Set("Api-Version", APIVersion)
+	h.Set("Api-Version", api.APIVersion)
 	h.Set("Ostype", runtime.GOOS)
 	h.Set("Docker-Experimental", "false")
 	h.Set("Builder-Version", "1")
 	h.Set("Swarm", "inactive")
-	h.Set("Server", "fusebox/"+Version+" ("+runtime.GOOS+")")
+	h.Set("Server", "fusebox/"+api.Version+" ("+runtime.GOOS+")")
 	h.Set("Cache-Control", "no-cache, no-store, must-revalidate")
 	h.Set("Pragma", "no-cache")
 	h.Set("Content-Type", "text/plain; charset=utf-8")
@@ -57,9 +59,9 @@ func (d *Daemon) VersionResponse() system.VersionResponse {
 	kernel := kernelVersion()
 	return system.VersionResponse{
 		Platform:      system.PlatformInfo{Name: "fusebox"},
-		Version:       Version,
-		APIVersion:    APIVersion,
-		MinAPIVersion: MinAPIVersion,
+		Version:       api.Version,
+		APIVersion:    api.APIVersion,
+		MinAPIVersion: api.MinAPIVersion,
 		GitCommit:     "fusebox",
 		GoVersion:     runtime.Version(),
 		Os:            runtime.GOOS,
@@ -68,10 +70,10 @@ func (d *Daemon) VersionResponse() system.VersionResponse {
 		BuildTime:     d.started.UTC().Format(time.RFC3339),
 		Components: []system.ComponentVersion{{
 			Name:    "Engine",
-			Version: Version,
+			Version: api.Version,
 			Details: map[string]string{
-				"ApiVersion":    APIVersion,
-				"MinAPIVersion": MinAPIVersion,
+				"ApiVersion":    api.APIVersion,
+				"MinAPIVersion": api.MinAPIVersion,
 				"GitCommit":     "fusebox",
 				"GoVersion":     runtime.Version(),
 				"Os":            runtime.GOOS,
@@ -108,7 +110,7 @@ func (d *Daemon) info(w http.ResponseWriter, r *http.Request) error {
 		MemTotal:           memTotal(),
 		DockerRootDir:      d.root,
 		Name:               host,
-		ServerVersion:      Version,
+		ServerVersion:      api.Version,
 		NGoroutines:        runtime.NumGoroutine(),
 		DefaultRuntime:     "runc",
 		Runtimes:           map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "runc"}}},

@@ -124,7 +124,7 @@ func (cfg Config) logPath() string {
 	return filepath.Join(cfg.StateDir, LogFile)
 }
 
-// Start starts `fusebox shim` for the container and returns when the
+// Start starts the shim (`fusebox-shim shim DIR`) for the container and returns when the
 // container exists, its command not yet running (see Begin). The shim runs
 // in a session of its own with its working directory in the state
 // directory, so it never has a reason to touch the FUSE mount the daemon
@@ -209,14 +209,15 @@ func Start(ctx context.Context, cfg Config) (*Shim, error) {
 	return &Shim{id: cfg.ID, stateDir: cfg.StateDir, pid: r.msg.Pid, exe: exe}, nil
 }
 
-// ShimBinary is the name of the small shim binary installed next to fusebox.
+// ShimBinary is the name of the small shim binary installed next to
+// fuseboxd.
 const ShimBinary = "fusebox-shim"
 
 // DefaultExe is the binary Start runs as the shim when Config.Exe is empty:
 // fusebox-shim next to the running executable when it is there, since a
 // container start re-executes the shim's binary as the container's init
 // and the small binary starts faster; otherwise the running executable
-// itself (`fusebox shim`, `fusebox init`).
+// itself (`fuseboxd shim`, `fuseboxd init`).
 func DefaultExe() string {
 	if self, err := os.Executable(); err == nil {
 		p := filepath.Join(filepath.Dir(self), ShimBinary)
@@ -227,9 +228,9 @@ func DefaultExe() string {
 	return "/proc/self/exe"
 }
 
-// A shim is started before it is needed, as a spare: `fusebox shim -`
+// A shim is started before it is needed, as a spare: `fusebox-shim shim -`
 // waits on the descriptor StateDirFdEnv names for the line that gives its
-// state directory, then goes on as `fusebox shim DIR` would. The daemon
+// state directory, then goes on as `fusebox-shim shim DIR` would. The daemon
 // keeps one spare per executable; a spare whose daemon goes away reads
 // end of file and exits.
 const (
@@ -329,7 +330,7 @@ func (sp *spareShim) discard() {
 	_ = sp.readyR.Close()
 }
 
-// ReadyFdEnv names the variable through which Start tells `fusebox shim`
+// ReadyFdEnv names the variable through which Start tells the shim
 // which descriptor is its ready pipe; a shim started by hand has none.
 const ReadyFdEnv = "_FUSEBOX_SHIM_READY_FD"
 

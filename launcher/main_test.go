@@ -15,7 +15,8 @@ import (
 	"github.com/fusebox/fusebox/internal/testenv"
 )
 
-// fuseboxBin is the fusebox binary the tests run as the shim, built once.
+// fuseboxBin is the engine binary (fuseboxd) the tests run as the shim,
+// built once.
 var fuseboxBin string
 
 // skipReason is set when the machine can't run containers.
@@ -39,11 +40,13 @@ func runTests(m *testing.M) int {
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		fuseboxBin = filepath.Join(dir, "fusebox")
-		cmd := exec.Command("go", append(append([]string{"build"}, testenv.SeccompTags()...), "-o", fuseboxBin, "./cmd/fusebox")...)
+		// The engine binary, whose shim and init verbs are the
+		// fallback when no fusebox-shim sits next to the daemon.
+		fuseboxBin = filepath.Join(dir, "fuseboxd")
+		cmd := exec.Command("go", append(append([]string{"build"}, testenv.SeccompTags()...), "-o", fuseboxBin, "./cmd/fuseboxd")...)
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build fusebox: %v\n%s", err, out)
+			fmt.Fprintf(os.Stderr, "build fuseboxd: %v\n%s", err, out)
 			return 1
 		}
 	}

@@ -95,7 +95,7 @@ func (s *subscriber) send(stream byte, p []byte) {
 // ShimArg is the argument with which Start runs a shim: `<exe> shim DIR`.
 const ShimArg = "shim"
 
-// RunShim is the body of `fusebox shim DIR` (and of fusebox-shim): it runs
+// RunShim is the body of `fusebox-shim shim DIR` (and `fuseboxd shim DIR`): it runs
 // the container described by the state directory's config.json, serves the
 // daemon on the state directory's socket until the command has exited and
 // the container is destroyed, and records the exit status. The descriptor

@@ -12,17 +12,12 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
-)
 
-// DockerHub is the domain of Docker Hub in normalised references.
-const DockerHub = "docker.io"
+	"github.com/fusebox/fusebox/registry/auth"
+)
 
 // dockerHubHost is where Docker Hub's registry API lives.
 const dockerHubHost = "registry-1.docker.io"
-
-// IndexServer is the key Docker's config.json keeps Docker Hub's
-// credentials under.
-const IndexServer = "https://index.docker.io/v1/"
 
 // Config says which hosts a reference reaches and how. The zero value is
 // Docker's default: docker.io over HTTPS, plain HTTP only to loopback.
@@ -151,7 +146,7 @@ func (c Config) registryFor(host string, forceHTTP bool) (name.Registry, bool, e
 func (c Config) endpoints(ref reference.Named, push bool) ([]endpoint, error) {
 	domain, path := reference.Domain(ref), reference.Path(ref)
 	var out []endpoint
-	if domain == DockerHub && !push {
+	if domain == auth.DockerHub && !push {
 		for _, m := range c.Mirrors {
 			host, plain, err := parseMirror(m)
 			if err != nil {
@@ -165,7 +160,7 @@ func (c Config) endpoints(ref reference.Named, push bool) ([]endpoint, error) {
 		}
 	}
 	host := domain
-	if domain == DockerHub {
+	if domain == auth.DockerHub {
 		host = dockerHubHost
 	}
 	reg, plain, err := c.registryFor(host, false)
@@ -187,40 +182,4 @@ func (c Config) searchRegistry(term string) (host string, plainHTTP bool, rest s
 		return h, plain || c.AllowsHTTP(h), term, true, err
 	}
 	return dockerHubHost, false, term, true, nil
-}
-
-// ServerKey is the config.json key credentials for ref's registry are kept
-// under: IndexServer for Docker Hub, the host otherwise. It is what the
-// docker CLI uses, so both tools find each other's logins.
-func ServerKey(ref reference.Named) string {
-	d := reference.Domain(ref)
-	if d == DockerHub {
-		return IndexServer
-	}
-	return d
-}
-
-// NormalizeServer turns a login SERVER argument into its config.json key:
-// empty or any Docker Hub spelling is IndexServer, a URL is reduced to its
-// host.
-func NormalizeServer(s string) string {
-	switch strings.TrimSuffix(s, "/") {
-	case "", "docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1", "https://index.docker.io", "https://registry-1.docker.io":
-		return IndexServer
-	}
-	if strings.Contains(s, "://") {
-		if u, err := url.Parse(s); err == nil && u.Host != "" {
-			return u.Host
-		}
-	}
-	return strings.TrimSuffix(s, "/")
-}
-
-// SearchServerKey is the config.json key of the registry a search term
-// goes to (see Search): its host when it names one, else IndexServer.
-func SearchServerKey(term string) string {
-	if first, _, ok := strings.Cut(term, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
-		return first
-	}
-	return IndexServer
 }

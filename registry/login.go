@@ -6,6 +6,8 @@ import (
 	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/fusebox/fusebox/registry/auth"
 )
 
 // Login checks credentials against a registry as `docker login` does
@@ -15,10 +17,10 @@ import (
 // is reached through the first mirror when mirrors are configured, since
 // that is where this daemon sends its pulls. Nothing is stored: the client
 // keeps the credentials.
-func Login(ctx context.Context, cfg Config, auth AuthConfig) error {
-	server := NormalizeServer(auth.ServerAddress)
+func Login(ctx context.Context, cfg Config, creds AuthConfig) error {
+	server := auth.NormalizeServer(creds.ServerAddress)
 	host, plain := server, false
-	if server == IndexServer {
+	if server == auth.IndexServer {
 		host = dockerHubHost
 		if len(cfg.Mirrors) > 0 {
 			var err error
@@ -32,7 +34,7 @@ func Login(ctx context.Context, cfg Config, auth AuthConfig) error {
 		return fmt.Errorf("%w: registry %q: %v", ErrBadConfig, host, err)
 	}
 	guard := &httpGuard{host: reg.RegistryStr(), allowed: plain, inner: baseTransport}
-	t, err := transport.NewWithContext(ctx, reg, authenticator(&auth), guard, nil)
+	t, err := transport.NewWithContext(ctx, reg, authenticator(&creds), guard, nil)
 	if err != nil {
 		return loginError(host, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"runtime"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -94,23 +93,6 @@ func (s *session) getBlob(ctx context.Context, d ocispec.Descriptor) ([]byte, er
 		return nil, fmt.Errorf("blob %s: got %s: %w", d.Digest, got, ErrDigestMismatch)
 	}
 	return b, nil
-}
-
-// ParsePlatform reads "os/arch[/variant]"; empty is this machine's
-// linux/GOARCH.
-func ParsePlatform(s string) (ocispec.Platform, error) {
-	if s == "" {
-		return ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}, nil
-	}
-	parts := strings.Split(strings.ToLower(s), "/")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-		return ocispec.Platform{}, fmt.Errorf("invalid platform %q: want os/arch[/variant]", s)
-	}
-	p := ocispec.Platform{OS: parts[0], Architecture: parts[1]}
-	if len(parts) == 3 {
-		p.Variant = parts[2]
-	}
-	return p, nil
 }
 
 // pickPlatform chooses a manifest of an index for the platform: same OS

@@ -52,7 +52,7 @@ type Pulled struct {
 func Pull(ctx context.Context, store *cas.Store, ref reference.Named, opts PullOptions) ([]Pulled, error) {
 	report := opts.Progress.sync()
 	opts.Progress = report
-	platform, err := ParsePlatform(opts.Platform)
+	platform, err := image.ParsePlatform(opts.Platform)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/fusebox/fusebox/image"
 	"github.com/fusebox/fusebox/internal/registrytest"
 	"github.com/fusebox/fusebox/registry"
+	"github.com/fusebox/fusebox/registry/auth"
 	"github.com/fusebox/fusebox/testdata"
 )
 
@@ -502,20 +503,20 @@ func TestConfig(t *testing.T) {
 			t.Errorf("load %s: %v", bad, err)
 		}
 	}
-	for in, want := range map[string]string{"": registry.IndexServer, "docker.io": registry.IndexServer,
-		"https://index.docker.io/v1/": registry.IndexServer, "127.0.0.1:5000": "127.0.0.1:5000", "http://127.0.0.1:5000/": "127.0.0.1:5000"} {
-		if got := registry.NormalizeServer(in); got != want {
-			t.Errorf("NormalizeServer(%q) = %q, want %q", in, got, want)
+	for in, want := range map[string]string{"": auth.IndexServer, "docker.io": auth.IndexServer,
+		"https://index.docker.io/v1/": auth.IndexServer, "127.0.0.1:5000": "127.0.0.1:5000", "http://127.0.0.1:5000/": "127.0.0.1:5000"} {
+		if got := auth.NormalizeServer(in); got != want {
+			t.Errorf("auth.NormalizeServer(%q) = %q, want %q", in, got, want)
 		}
 	}
-	h, err := registry.EncodeAuthHeader(registry.AuthConfig{Username: "u", Password: "p?>"})
+	h, err := auth.EncodeHeader(registry.AuthConfig{Username: "u", Password: "p?>"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, err := registry.DecodeAuthHeader(h); err != nil || a.Username != "u" || a.Password != "p?>" {
+	if a, err := auth.DecodeHeader(h); err != nil || a.Username != "u" || a.Password != "p?>" {
 		t.Errorf("auth header round trip: %+v %v", a, err)
 	}
-	if _, err := registry.DecodeAuthHeader("!!!"); err == nil {
+	if _, err := auth.DecodeHeader("!!!"); err == nil {
 		t.Error("bad auth header accepted")
 	}
 }

@@ -2,8 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,38 +37,6 @@ var (
 // AuthConfig is Docker's credential record, as the X-Registry-Auth header
 // and POST /auth carry it.
 type AuthConfig = registry.AuthConfig
-
-// DecodeAuthHeader decodes an X-Registry-Auth header: base64url (padded or
-// not; plain base64 accepted too) JSON. An empty header is no credentials.
-func DecodeAuthHeader(h string) (AuthConfig, error) {
-	var a AuthConfig
-	if h == "" {
-		return a, nil
-	}
-	var b []byte
-	var err error
-	for _, enc := range []*base64.Encoding{base64.URLEncoding, base64.RawURLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
-		if b, err = enc.DecodeString(h); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return a, fmt.Errorf("invalid X-Registry-Auth header: %w", err)
-	}
-	if err := json.Unmarshal(b, &a); err != nil {
-		return a, fmt.Errorf("invalid X-Registry-Auth header: %w", err)
-	}
-	return a, nil
-}
-
-// EncodeAuthHeader is the inverse of DecodeAuthHeader, for clients.
-func EncodeAuthHeader(a AuthConfig) (string, error) {
-	b, err := json.Marshal(a)
-	if err != nil {
-		return "", err
-	}
-	return base64.URLEncoding.EncodeToString(b), nil
-}
 
 // authenticator turns Docker's record into ggcr's: username and password
 // (or the "auth" field), an identity token, or a registry token.

@@ -1,11 +1,11 @@
 // Command fusebox-shim is the per-container process the daemon starts for
 // each container (`fusebox-shim shim STATE_DIR`), and, re-executed by
 // libcontainer, the container's init. It is the same code as the hidden
-// `fusebox shim` verb in a binary that links only the launcher: libcontainer
+// `fuseboxd shim` verb in a binary that links only the launcher: libcontainer
 // re-executes the shim's binary for every container start, and the Go
-// runtime and package initialisation of the whole fusebox binary (31 MB,
+// runtime and package initialisation of the whole engine binary (30 MB,
 // ~200 packages) cost about 25 ms more per start than this one's. The
-// daemon uses it when it sits next to the fusebox binary.
+// daemon uses it when it sits next to fuseboxd.
 package main
 
 import (

@@ -15,8 +15,8 @@ import (
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fusebox/fusebox/archive"
 	"github.com/fusebox/fusebox/client"
-	"github.com/fusebox/fusebox/daemon"
 )
 
 func init() { register(newCpCmd) }
@@ -156,14 +156,14 @@ func copyFromContainer(cmd *cobra.Command, c *client.Client, ctrName, srcPath, d
 	} else if !pfi.IsDir() {
 		return fmt.Errorf("destination %s is not a directory", into)
 	}
-	opts := daemon.ExtractOptions{KeepOwner: os.Geteuid() == 0}
+	opts := archive.ExtractOptions{KeepOwner: os.Geteuid() == 0}
 	if rename != "" {
 		from := src.Name
 		opts.Rename = func(name string) string { return rebase(name, from, rename) }
 	}
 	cr := &countingReader{r: res.Content}
 	// Rooted at the destination: no entry of the stream lands outside it.
-	if err := daemon.ExtractTar(ctx, cr, into, into, opts); err != nil {
+	if err := archive.ExtractTar(ctx, cr, into, into, opts); err != nil {
 		return err
 	}
 	copied(cmd, o, cr.n, dstPath)
@@ -243,7 +243,7 @@ func copyToContainer(cmd *cobra.Command, c *client.Client, srcPath, ctrName, dst
 		return err
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(daemon.WriteTree(ctx, pw, src, name)) }()
+	go func() { pw.CloseWithError(archive.WriteTree(ctx, pw, src, name)) }()
 	cr := &countingReader{r: pr}
 	_, err = c.CopyToContainer(ctx, ctrName, moby.CopyToContainerOptions{DestinationPath: dir, Content: cr, CopyUIDGID: o.archive})
 	pr.CloseWithError(io.ErrClosedPipe)

@@ -10,7 +10,7 @@ import (
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
-	"github.com/fusebox/fusebox/daemon"
+	"github.com/fusebox/fusebox/api"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
@@ -47,7 +47,7 @@ func newInfoCmd() *cobra.Command {
 func printInfo(w io.Writer, apiVersion string, i system.Info) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	p("Client:")
-	p(" Version:    %s", daemon.Version)
+	p(" Version:    %s", api.Version)
 	p(" API version: %s", apiVersion)
 	p(" Go version: %s", runtime.Version())
 	p("")

@@ -16,8 +16,10 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	apiregistry "github.com/moby/moby/api/types/registry"
+
 	"github.com/fusebox/fusebox/image"
-	"github.com/fusebox/fusebox/registry"
+	"github.com/fusebox/fusebox/registry/auth"
 )
 
 func init() { register(newLoginCmd) }
@@ -57,7 +59,7 @@ func registryReference(arg string, all bool) (reference.Named, error) {
 // authHeader is the X-Registry-Auth value for ref's registry: the stored
 // credentials, or an empty record when there are none.
 func authHeader(ref reference.Named) (string, error) {
-	return authHeaderFor(registry.ServerKey(ref))
+	return authHeaderFor(auth.ServerKey(ref))
 }
 
 // authHeaderFor is the X-Registry-Auth value for a config.json key.
@@ -70,7 +72,7 @@ func authHeaderFor(key string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("credentials for %s: %w", key, err)
 	}
-	return registry.EncodeAuthHeader(registry.AuthConfig{
+	return auth.EncodeHeader(apiregistry.AuthConfig{
 		Username: a.Username, Password: a.Password, Auth: a.Auth, ServerAddress: key,
 		IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken,
 	})
@@ -93,7 +95,7 @@ func newLoginCmd() *cobra.Command {
 			if len(args) == 1 {
 				server = args[0]
 			}
-			key := registry.NormalizeServer(server)
+			key := auth.NormalizeServer(server)
 			if password != "" {
 				fmt.Fprintln(cmd.ErrOrStderr(), "WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
 				if passwordStdin {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fusebox/fusebox/registry"
+	"github.com/fusebox/fusebox/registry/auth"
 )
 
 func init() { register(newLogoutCmd) }
@@ -21,7 +21,7 @@ func newLogoutCmd() *cobra.Command {
 			if len(args) == 1 {
 				server = args[0]
 			}
-			key := registry.NormalizeServer(server)
+			key := auth.NormalizeServer(server)
 			cf, err := loadDockerConfig()
 			if err != nil {
 				return err

@@ -27,11 +27,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	// fusebox-shim next to it, as `make build` installs it: the daemon
-	// runs it as every container's shim (launcher.DefaultExe). The
-	// launcher's own tests cover the fallback, `fusebox shim`.
+	// fuseboxd and fusebox-shim next to it, as `make build` installs
+	// them: `fusebox daemon` runs fuseboxd, whose daemon runs fusebox-shim
+	// as every container's shim (launcher.DefaultExe). The launcher's own
+	// tests cover the fallback, `fuseboxd shim`.
 	fuseboxBin = filepath.Join(dir, "fusebox")
-	out, err := exec.Command("go", append(append([]string{"build"}, testenv.SeccompTags()...), "-o", dir+"/", ".", "../fusebox-shim")...).CombinedOutput()
+	out, err := exec.Command("go", append(append([]string{"build"}, testenv.SeccompTags()...), "-o", dir+"/", ".", "../fuseboxd", "../fusebox-shim")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build fusebox: %v\n%s", err, out)
 		os.RemoveAll(dir)

@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/spf13/cobra"
 
-	"github.com/fusebox/fusebox/daemon"
+	"github.com/fusebox/fusebox/api"
 	"github.com/fusebox/fusebox/internal/formatter"
-	"github.com/fusebox/fusebox/layerfs"
 )
 
 func init() { register(newMountCmd) }
@@ -58,7 +58,7 @@ list the mounts.`,
 					return err
 				}
 				for _, ch := range changes {
-					fmt.Fprintln(out, layerfs.ChangeKind(ch.Kind).String(), ch.Path)
+					fmt.Fprintln(out, container.ChangeType(ch.Kind).String(), ch.Path)
 				}
 				return nil
 			case len(args) == 2:
@@ -66,7 +66,7 @@ list the mounts.`,
 				if err != nil {
 					return err
 				}
-				_, err = c.Mount(ctx, daemon.MountRequest{Image: args[0], Target: dir, ReadWrite: rw})
+				_, err = c.Mount(ctx, api.MountRequest{Image: args[0], Target: dir, ReadWrite: rw})
 				return err
 			}
 			mounts, err := c.Mounts(ctx)

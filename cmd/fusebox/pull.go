@@ -7,7 +7,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/fusebox/fusebox/registry"
+	"github.com/fusebox/fusebox/image"
 )
 
 func init() { register(newPullCmd) }
@@ -29,7 +29,7 @@ func newPullCmd() *cobra.Command {
 			}
 			opts := moby.ImagePullOptions{All: all}
 			if platform != "" {
-				p, err := registry.ParsePlatform(platform)
+				p, err := image.ParsePlatform(platform)
 				if err != nil {
 					return err
 				}

@@ -9,8 +9,8 @@ import (
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fusebox/fusebox/api"
 	"github.com/fusebox/fusebox/client"
-	"github.com/fusebox/fusebox/daemon"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
@@ -46,8 +46,8 @@ func newRootCmd() *cobra.Command {
 		// (history -H is --human).
 		TraverseChildren: true,
 	}
-	root.Flags().StringVarP(&globals.host, "host", "H", envOr("FUSEBOX_HOST", daemon.DefaultHost), "Daemon socket to connect to (unix:///path; env FUSEBOX_HOST)")
-	root.Flags().StringVar(&globals.root, "root", envOr("FUSEBOX_ROOT", daemon.DefaultRoot), "Root directory of the daemon's state (env FUSEBOX_ROOT)")
+	root.Flags().StringVarP(&globals.host, "host", "H", envOr("FUSEBOX_HOST", api.DefaultHost), "Daemon socket to connect to (unix:///path; env FUSEBOX_HOST)")
+	root.Flags().StringVar(&globals.root, "root", envOr("FUSEBOX_ROOT", api.DefaultRoot), "Root directory of the daemon's state (env FUSEBOX_ROOT)")
 	// A bad flag is the CLI's own failure: Docker exits 125 for it, before
 	// anything is sent to the daemon (and so before one is started).
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {

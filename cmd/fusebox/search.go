@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/internal/formatter"
-	"github.com/fusebox/fusebox/registry"
+	"github.com/fusebox/fusebox/registry/auth"
 )
 
 func init() { register(newSearchCmd) }
@@ -46,7 +46,7 @@ func newSearchCmd() *cobra.Command {
 					return err
 				}
 			}
-			auth, err := authHeaderFor(registry.SearchServerKey(args[0]))
+			auth, err := authHeaderFor(auth.SearchServerKey(args[0]))
 			if err != nil {
 				return err
 			}

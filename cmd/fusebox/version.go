@@ -8,7 +8,7 @@ import (
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
-	"github.com/fusebox/fusebox/daemon"
+	"github.com/fusebox/fusebox/api"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
@@ -68,7 +68,7 @@ func newVersionCmd() *cobra.Command {
 			}
 			v := versionInfo{
 				Client: clientVersion{
-					Version:    daemon.Version,
+					Version:    api.Version,
 					APIVersion: c.ClientVersion(),
 					GoVersion:  runtime.Version(),
 					Os:         runtime.GOOS,

@@ -54,7 +54,7 @@ store, are never used.`,
 	f.StringVar(&o.outDir, "out", "bench-out", "Directory for bench.md, bench.json and bench.png")
 	f.StringVar(&o.compare, "compare", "", "Print the change of every figure against this earlier bench.json")
 	f.StringVar(&o.from, "from", "", "Do not measure: render (and --compare) this bench.json instead")
-	f.StringVar(&o.fusebox, "fusebox", "", "fusebox executable for the daemon figures (default: this one)")
+	f.StringVar(&o.fusebox, "fusebox", "", "fusebox executable for the daemon figures (default: the fusebox next to this binary)")
 	f.StringVar(&o.fuseboxOverlay, "fusebox-overlay", "", "fusebox-overlay executable (default: next to fusebox, then PATH)")
 	f.StringVar(&o.only, "only", "", "Run only workloads whose name matches this regular expression")
 	f.StringVar(&o.skip, "skip", "", "Skip workloads whose name matches this regular expression")
@@ -89,9 +89,8 @@ func runBench(cmd *cobra.Command, o benchOptions) error {
 			if err != nil {
 				return fmt.Errorf("find the fusebox executable: %w", err)
 			}
-			o.fusebox = exe
+			o.fusebox = filepath.Join(filepath.Dir(exe), "fusebox")
 		}
-		// Ctrl-C cancels the run; the harness unmounts everything it mounted.
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		var err error

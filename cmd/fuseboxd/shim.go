@@ -8,7 +8,7 @@ import (
 
 func init() { register(newShimCmd) }
 
-// newShimCmd is `fusebox shim STATE_DIR`, the per-container process the
+// newShimCmd is `fuseboxd shim STATE_DIR`, the per-container process the
 // daemon starts with launcher.Start when no fusebox-shim binary sits next
 // to it: it is the container's parent, so that libcontainer never runs
 // inside the process that serves FUSE. Hidden: users never call it.

@@ -1271,7 +1271,7 @@ func (d *Daemon) RemoveContainer(ctx context.Context, c *ctr, force bool) error 
 	m := c.mount
 	c.mount = nil
 	c.mu.Unlock()
-	if err := d.containers.bucket.Delete(context.WithoutCancel(ctx), rec.ID); err != nil {
+	if err := d.containers.delete(context.WithoutCancel(ctx), c); err != nil {
 		c.mu.Lock()
 		c.removing = false
 		c.rec.State.Status = container.StateDead

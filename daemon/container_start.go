@@ -150,9 +150,6 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 	c.rec.State = stateRecord{Status: container.StateRunning, Pid: shim.Pid(), StartedAt: time.Now().UTC()}
 	c.rec.ManuallyStopped = false
 	c.mu.Unlock()
-	if err := d.containers.save(ctx, c); err != nil {
-		d.log.Warn("save container", "id", rec.ID, "err", err)
-	}
 	d.emitContainer(c, events.ActionStart, nil)
 	for _, a := range attaches {
 		if err := a.connect(shim); err != nil {
@@ -162,9 +159,16 @@ func (d *Daemon) startContainer(ctx context.Context, c *ctr) (err error) {
 	d.containers.wg.Add(1)
 	go d.supervise(c, shim, exited)
 	supervised = true
-	if err := shim.Begin(ctx); err != nil {
+	berr := shim.Begin(ctx)
+	// Saved after the command was let go, off the path to its exec (the
+	// write syncs the store): saves of a record are ordered (ctr.saveMu),
+	// so a supervisor that records an exit meanwhile is not undone.
+	if err := d.containers.save(ctx, c); err != nil {
+		d.log.Warn("save container", "id", rec.ID, "err", err)
+	}
+	if berr != nil {
 		_ = shim.Signal(ctx, syscall.SIGKILL)
-		return fmt.Errorf("start container: %w", err)
+		return fmt.Errorf("start container: %w", berr)
 	}
 	if d.net != nil {
 		// The next start on the default network takes a spare sandbox

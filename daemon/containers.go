@@ -81,6 +81,11 @@ type ctr struct {
 	busy chan struct{}
 	// removing is set once a remove has begun.
 	removing bool
+	// saveMu orders the saves of the record (encode and write as one), so
+	// that the last state set is the last one written; gone, under it,
+	// drops the saves that come after the record was deleted.
+	saveMu sync.Mutex
+	gone   bool
 }
 
 // lock takes the container's lifecycle lock (start/stop/remove), or fails
@@ -218,6 +223,11 @@ func (s *containerSet) releaseName(name, id string) {
 
 // save writes the container's record to the store.
 func (s *containerSet) save(ctx context.Context, c *ctr) error {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
+	if c.gone {
+		return nil
+	}
 	c.mu.Lock()
 	b, err := json.Marshal(c.rec)
 	id := c.rec.ID
@@ -226,6 +236,17 @@ func (s *containerSet) save(ctx context.Context, c *ctr) error {
 		return fmt.Errorf("encode container %s: %w", id, err)
 	}
 	return s.bucket.Put(context.WithoutCancel(ctx), id, b)
+}
+
+// delete deletes c's record; saves that come later are dropped.
+func (s *containerSet) delete(ctx context.Context, c *ctr) error {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
+	if err := s.bucket.Delete(ctx, c.snapshot().ID); err != nil {
+		return err
+	}
+	c.gone = true
+	return nil
 }
 
 // load reads every container record from the store.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,7 +11,8 @@ import (
 )
 
 // TestBenchFromReport renders a saved report through the command, which
-// exercises its flags and output files without measuring anything.
+// exercises its flags and output files without measuring anything. It runs
+// the built binary: `fusebox bench` hands over to fuseboxd with exec.
 func TestBenchFromReport(t *testing.T) {
 	dir := t.TempDir()
 	rep := &bench.Report{Schema: bench.SchemaVersion, Date: time.Now(), Runs: 1, Figures: []bench.Figure{
@@ -38,8 +40,16 @@ func TestBenchFromReport(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if code := run(tc.args); code != tc.code {
-				t.Fatalf("exit %d, want %d", code, tc.code)
+			cmd := exec.Command(fuseboxBin, tc.args...)
+			out, err := cmd.CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s", code, tc.code, out)
 			}
 		})
 	}

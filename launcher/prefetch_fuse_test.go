@@ -1,13 +1,11 @@
 package launcher_test
 
 import (
-	"bytes"
 	"context"
 	"log"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -15,31 +13,8 @@ import (
 	"github.com/fusebox/fusebox/internal/testenv"
 	"github.com/fusebox/fusebox/launcher"
 	"github.com/fusebox/fusebox/layerfs"
+	"github.com/fusebox/fusebox/layerfs/layertest"
 )
-
-// lockedBuffer collects go-fuse's request log from its serving goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedBuffer) lookups() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), ": LOOKUP ")
-}
 
 // TestPrefetchWarmsARootfs: on a real layerfs mount, Prefetch makes the
 // kernel look up the container's mount points and its command along PATH,
@@ -58,16 +33,23 @@ func TestPrefetchWarmsARootfs(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(lower, "usr/bin/true"), []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// /bin -> /usr/bin, as in Debian; on the host, /usr/bin/true exists
-	// too, and /host-only is a directory only the host has.
+	// /bin -> /usr/bin, as in Debian; and /link -> a directory that
+	// exists on the host (with a "true" in it), not in the image.
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "true"), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Symlink("/usr/bin", filepath.Join(lower, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(host, filepath.Join(lower, "link")); err != nil {
 		t.Fatal(err)
 	}
 	src, err := layerfs.NewDirSource(lower)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var reqs lockedBuffer
+	var reqs layertest.RequestLog
 	mnt := t.TempDir()
 	srv, err := layerfs.Mount(context.Background(), mnt, layerfs.MountOptions{
 		Lowers: []layerfs.Source{src}, Debug: true, Logger: log.New(&reqs, "", 0),
@@ -81,24 +63,33 @@ func TestPrefetchWarmsARootfs(t *testing.T) {
 		Root:   &specs.Root{Path: mnt},
 		Mounts: []specs.Mount{{Destination: "/proc"}, {Destination: "/etc/hosts"}},
 		Process: &specs.Process{Cwd: "/work", Args: []string{"true"},
-			Env: []string{"PATH=/usr/local/bin:/bin:/usr/bin"}},
+			Env: []string{"PATH=/link:/usr/local/bin:/bin:/usr/bin"}},
 	}
-	before := reqs.lookups()
+	names := []string{"proc", "hosts", "work", "local", "bin", "true"}
 	launcher.Prefetch(context.Background(), spec)
-	if reqs.lookups() == before {
-		t.Fatal("Prefetch sent no LOOKUP")
+	// /link/true was looked for in the rootfs: the link's absolute target
+	// begins with a name (tmp) asked of the mount's root, which a walk
+	// that left the rootfs for the host would never have asked.
+	first := strings.Split(strings.TrimPrefix(host, "/"), "/")[0]
+	if reqs.Lookups(first) == 0 {
+		t.Errorf("no LOOKUP of %q: /link was followed outside the rootfs", first)
 	}
-	for _, p := range []string{"proc", "etc/hosts", "work", "usr/local", "usr/bin/true", "bin"} {
-		if !strings.Contains(reqs.String(), `"`+filepath.Base(p)+`"`) {
-			t.Errorf("no LOOKUP of %q", p)
+	for _, name := range names {
+		if reqs.Lookups(name) == 0 {
+			t.Errorf("no LOOKUP of %q", name)
 		}
 	}
 	// What the init does next is served by the kernel's cache.
-	warm := reqs.lookups()
-	for _, p := range []string{"proc", "etc/hosts", "work", "usr/local/bin/true", "usr/bin/true"} {
+	warm := map[string]int{}
+	for _, name := range names {
+		warm[name] = reqs.Lookups(name)
+	}
+	for _, p := range []string{"proc", "etc/hosts", "work", "usr/local/bin/true", "usr/bin/true", "bin/true"} {
 		_, _ = os.Lstat(filepath.Join(mnt, p))
 	}
-	if n := reqs.lookups() - warm; n != 0 {
-		t.Errorf("%d LOOKUPs after Prefetch for paths it resolved:\n%s", n, reqs.String())
+	for _, name := range names {
+		if n := reqs.Lookups(name) - warm[name]; n != 0 {
+			t.Errorf("%d LOOKUPs of %q after Prefetch resolved it:\n%s", n, name, reqs.String())
+		}
 	}
 }

@@ -35,7 +35,7 @@ func engineCmd(verb, short string) func() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				argv := append([]string{exe, "--root", globals.root, "-H", globals.host, verb}, args...)
+				argv := append(append(append([]string{exe}, globals.Args()...), verb), args...)
 				return syscall.Exec(exe, argv, os.Environ())
 			},
 		}

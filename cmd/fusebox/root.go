@@ -9,9 +9,9 @@ import (
 	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
-	"github.com/fusebox/fusebox/api"
 	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
+	"github.com/fusebox/fusebox/internal/rootflags"
 )
 
 // commands holds the constructors of the top-level commands. Each verb lives
@@ -23,17 +23,7 @@ var commands []func() *cobra.Command
 func register(newCmd func() *cobra.Command) { commands = append(commands, newCmd) }
 
 // globals are the root flags every command shares.
-var globals struct {
-	host string
-	root string
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
+var globals rootflags.Values
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
@@ -46,8 +36,7 @@ func newRootCmd() *cobra.Command {
 		// (history -H is --human).
 		TraverseChildren: true,
 	}
-	root.Flags().StringVarP(&globals.host, "host", "H", envOr("FUSEBOX_HOST", api.DefaultHost), "Daemon socket to connect to (unix:///path; env FUSEBOX_HOST)")
-	root.Flags().StringVar(&globals.root, "root", envOr("FUSEBOX_ROOT", api.DefaultRoot), "Root directory of the daemon's state (env FUSEBOX_ROOT)")
+	globals.Add(root.Flags())
 	// A bad flag is the CLI's own failure: Docker exits 125 for it, before
 	// anything is sent to the daemon (and so before one is started).
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -62,7 +51,7 @@ func newRootCmd() *cobra.Command {
 // dial connects to the daemon named by the root flags, starting it when
 // nothing answers on its socket.
 func dial(cmd *cobra.Command) (*client.Client, error) {
-	return client.Connect(cmd.Context(), client.Options{Host: globals.host, Root: globals.root})
+	return client.Connect(cmd.Context(), client.Options{Host: globals.Host, Root: globals.Root})
 }
 
 // dialFormatted checks a --format template before dialing, so that a bad

@@ -25,7 +25,7 @@ func newDaemonCmd() *cobra.Command {
 			if err := reg.Validate(); err != nil {
 				return err
 			}
-			d, err := daemon.New(ctx, daemon.Config{Root: globals.root, Host: globals.host, Registry: reg})
+			d, err := daemon.New(ctx, daemon.Config{Root: globals.Root, Host: globals.Host, Registry: reg})
 			if err != nil {
 				return err
 			}

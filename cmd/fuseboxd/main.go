@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fusebox/fusebox/api"
+	"github.com/fusebox/fusebox/internal/rootflags"
 )
 
 // commands holds the constructors of the commands; each lives in a file of
@@ -22,18 +22,8 @@ var commands []func() *cobra.Command
 
 func register(newCmd func() *cobra.Command) { commands = append(commands, newCmd) }
 
-// globals are the root flags, the same as the CLI's, which passes them on.
-var globals struct {
-	host string
-	root string
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
+// globals are the root flags every command shares.
+var globals rootflags.Values
 
 func main() {
 	root := &cobra.Command{
@@ -43,8 +33,7 @@ func main() {
 		SilenceErrors:    true,
 		TraverseChildren: true,
 	}
-	root.Flags().StringVarP(&globals.host, "host", "H", envOr("FUSEBOX_HOST", api.DefaultHost), "Daemon socket to listen on (unix:///path; env FUSEBOX_HOST)")
-	root.Flags().StringVar(&globals.root, "root", envOr("FUSEBOX_ROOT", api.DefaultRoot), "Root directory of the daemon's state (env FUSEBOX_ROOT)")
+	globals.Add(root.Flags())
 	for _, newCmd := range commands {
 		root.AddCommand(newCmd())
 	}

@@ -41,21 +41,22 @@ type File struct {
 // Layer is a test layer.
 type Layer []File
 
-// requestLog collects go-fuse's request log (MountOptions.Debug) from its
-// serving goroutines.
-type requestLog struct {
+// RequestLog collects go-fuse's request log (MountOptions.Debug with
+// Logger: log.New(&RequestLog{}, "", 0)) from its serving goroutines, so
+// that a test can count the requests a walk cost.
+type RequestLog struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (r *requestLog) Write(p []byte) (int, error) {
+func (r *RequestLog) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.b.Write(p)
 }
 
-// lookups counts the LOOKUP requests for name.
-func (r *requestLog) lookups(name string) int {
+// Lookups counts the LOOKUP requests for name.
+func (r *RequestLog) Lookups(name string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := 0
@@ -65,6 +66,13 @@ func (r *requestLog) lookups(name string) int {
 		}
 	}
 	return n
+}
+
+// String is the log so far.
+func (r *RequestLog) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.b.String()
 }
 
 // MakeSource turns a layer into the source under test.
@@ -225,7 +233,7 @@ func Run(t *testing.T, mk MakeSource) {
 		// the miss (a negative entry) as it keeps a hit, through a
 		// whiteout too.
 		srcs := make2(t, mk, []Layer{{dir("d", 0755), {Path: "d/gone", Type: cas.TypeWhiteout}}, {dir("d", 0755), reg("d/gone", 0644, "x")}})
-		var reqs requestLog
+		var reqs RequestLog
 		_, mnt := MountT(t, layerfs.MountOptions{Lowers: srcs, Debug: true, Logger: log.New(&reqs, "", 0)})
 		for i := 0; i < 3; i++ {
 			for _, p := range []string{"d/missing", "d/gone", "nowhere"} {
@@ -235,7 +243,7 @@ func Run(t *testing.T, mk MakeSource) {
 			}
 		}
 		for _, name := range []string{"missing", "gone", "nowhere"} {
-			if n := reqs.lookups(name); n != 1 {
+			if n := reqs.Lookups(name); n != 1 {
 				t.Errorf("%d LOOKUPs of %q for three stats, want 1", n, name)
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"golang.org/x/sys/unix"
 
 	"github.com/fusebox/fusebox/launcher"
 )
@@ -31,6 +32,13 @@ func (d *Daemon) recoverContainer(ctx context.Context, c *ctr) error {
 	switch rec.State.Status {
 	case container.StateRunning, container.StatePaused, container.StateRestarting, container.StateRemoving, container.StateDead:
 	default:
+		// A start records "running" only once the command was let go;
+		// a daemon that died during a start left a shim, a mount or
+		// runtime files under a record that still says created or
+		// exited.
+		if startLeftovers(c.dir) {
+			break
+		}
 		if rec.HostConfig.AutoRemove && rec.State.Status == container.StateExited {
 			return d.RemoveContainer(ctx, c, true)
 		}
@@ -66,6 +74,31 @@ func (d *Daemon) recoverContainer(ctx context.Context, c *ctr) error {
 		return d.RemoveContainer(ctx, c, true)
 	}
 	return d.containers.save(ctx, c)
+}
+
+// startLeftovers reports whether a container's directory holds what a
+// start leaves while it runs: the shim's pid file, socket, config or
+// libcontainer state, or a mount on the rootfs.
+func startLeftovers(dir string) bool {
+	for _, name := range []string{"runc", launcher.SocketFile, launcher.PidFile, launcher.ConfigFile} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	return mountedAt(filepath.Join(dir, "merged"))
+}
+
+// mountedAt reports whether dir is a mount point; a FUSE mount whose
+// server is gone counts (its stat fails with ENOTCONN).
+func mountedAt(dir string) bool {
+	var st, pst unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return errors.Is(err, unix.ENOTCONN)
+	}
+	if err := unix.Lstat(filepath.Dir(dir), &pst); err != nil {
+		return false
+	}
+	return st.Dev != pst.Dev
 }
 
 // killShim kills a shim that no longer answers on its socket but whose

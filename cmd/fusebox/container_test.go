@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/fusebox/fusebox/cas"
+	"github.com/fusebox/fusebox/daemon"
 	"github.com/fusebox/fusebox/internal/testenv"
 	"github.com/fusebox/fusebox/launcher"
 	"github.com/fusebox/fusebox/testdata"
@@ -467,6 +471,64 @@ func TestDaemonKilledLosesNoFile(t *testing.T) {
 		t.Errorf("files after restart: %q", out)
 	}
 	e.ok("rm", "-f", "writer")
+}
+
+// TestDaemonKilledDuringStart: a start records "running" only once the
+// command was let go, so a daemon killed during a start leaves a shim and
+// a mount under a record that still says created. The next daemon cleans
+// them up as it does for a running container: no mount left, the
+// container exited, and a start runs it again on its files.
+func TestDaemonKilledDuringStart(t *testing.T) {
+	e := withBusybox(t)
+	id := strings.TrimSpace(e.ok("run", "-d", "--name", "midstart", "busybox", "sh", "-c", "echo kept > /kept.txt; while true; do sleep 1; done"))
+	waitFor(t, "the file", func() bool {
+		out, _, code := e.fusebox("exec", "midstart", "cat", "/kept.txt")
+		return code == 0 && out == "kept\n"
+	})
+	pid := e.daemonPID()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for syscall.Kill(pid, 0) == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	// What the record says in the middle of a start.
+	ctx := context.Background()
+	st, err := cas.Open(ctx, filepath.Join(e.root, daemon.StoreDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := st.Bucket("containers")
+	raw, err := b.Get(ctx, id)
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	rec["state"].(map[string]any)["status"] = "created"
+	raw, _ = json.Marshal(rec)
+	err = b.Put(ctx, id, raw)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if got := e.ok("inspect", "-f", "{{.State.Status}} {{.State.Running}}", "midstart"); got != "exited false\n" {
+		t.Errorf("after the daemon died during a start: %q", got)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), filepath.Join(e.root, "containers", id)) {
+		t.Errorf("stale mount left after restart:\n%s", mi)
+	}
+	e.ok("start", "midstart")
+	if out := e.ok("exec", "midstart", "cat", "/kept.txt"); out != "kept\n" {
+		t.Errorf("file after restart: %q", out)
+	}
+	e.ok("rm", "-f", "midstart")
 }
 
 func TestEventsAndPrune(t *testing.T) {

@@ -10,6 +10,7 @@ package api
 import (
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -75,4 +76,14 @@ type MountInfo struct {
 type MountChange struct {
 	Path string
 	Kind uint8
+}
+
+// CutSecurityOpt splits a `--security-opt` value into its key and value as
+// Docker reads it, KEY=VALUE or the older KEY:VALUE; ok is false for one
+// with neither (no-new-privileges alone).
+func CutSecurityOpt(opt string) (key, val string, ok bool) {
+	if key, val, ok = strings.Cut(opt, "="); ok {
+		return key, val, ok
+	}
+	return strings.Cut(opt, ":")
 }

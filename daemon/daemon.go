@@ -142,7 +142,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		d.log = slog.New(slog.NewTextHandler(w, opts))
 	}
 	if !launcher.SeccompSupported() {
-		d.log.Warn("seccomp: fusebox was built without seccomp support (cgo and -tags seccomp); containers run without a seccomp profile")
+		d.log.Warn("seccomp: fusebox was " + launcher.NoSeccompSupport + "; containers run without a seccomp profile")
 	}
 	if err := d.openState(ctx); err != nil {
 		d.Close()

@@ -2,8 +2,8 @@ package daemon
 
 import (
 	"strconv"
-	"strings"
 
+	"github.com/fusebox/fusebox/api"
 	"github.com/fusebox/fusebox/launcher"
 )
 
@@ -29,10 +29,7 @@ func parseSecurityOpts(opts []string) (securityOpts, error) {
 			so.noNewPrivileges = true
 			continue
 		}
-		key, val, ok := strings.Cut(opt, "=")
-		if !ok {
-			key, val, ok = strings.Cut(opt, ":")
-		}
+		key, val, ok := api.CutSecurityOpt(opt)
 		if !ok {
 			return so, BadParameterf("invalid --security-opt 1: %q", opt)
 		}
@@ -63,5 +60,5 @@ func securityInfo() (options, warnings []string) {
 	if launcher.SeccompSupported() {
 		return []string{"name=seccomp,profile=builtin"}, nil
 	}
-	return []string{}, []string{"WARNING: fusebox was built without seccomp support (cgo and -tags seccomp): containers run without a seccomp profile"}
+	return []string{}, []string{"WARNING: fusebox was " + launcher.NoSeccompSupport + ": containers run without a seccomp profile"}
 }

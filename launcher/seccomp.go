@@ -34,6 +34,10 @@ var ErrSeccompProfile = errors.New("invalid seccomp profile")
 // host without seccomp; the daemon says so in `info`.
 func SeccompSupported() bool { return seccomp.Enabled }
 
+// NoSeccompSupport says, for messages, why a binary without SeccompSupported
+// runs its containers unconfined.
+const NoSeccompSupport = "built without seccomp support (cgo and -tags seccomp)"
+
 // seccompProfile returns the filter a container with spec s (its
 // capabilities already set) runs under: none when privileged or
 // unconfined, Docker's default profile by default, otherwise the given
@@ -48,11 +52,7 @@ func seccompProfile(s *specs.Spec, o Options) (*specs.LinuxSeccomp, error) {
 		if slices.Equal(s.Process.Capabilities.Bounding, defaultCapabilities) {
 			return defaultProfile()
 		}
-		p, err := profiles.GetDefaultProfile(s)
-		if err != nil {
-			return nil, fmt.Errorf("%w: docker's default: %w", ErrSeccompProfile, err)
-		}
-		return p, nil
+		return dockerDefault(s)
 	}
 	p, err := profiles.LoadProfile(o.Seccomp, s)
 	if err != nil {
@@ -71,12 +71,18 @@ func DefaultSeccomp() (*specs.LinuxSeccomp, error) { return defaultProfile() }
 // default capabilities, made once: the specs it goes into are only
 // encoded, never changed, so every container can share it.
 var defaultProfile = sync.OnceValues(func() (*specs.LinuxSeccomp, error) {
-	p, err := profiles.GetDefaultProfile(defaultCapsSpec())
+	return dockerDefault(defaultCapsSpec())
+})
+
+// dockerDefault is Docker's default profile for a process with s's
+// capabilities.
+func dockerDefault(s *specs.Spec) (*specs.LinuxSeccomp, error) {
+	p, err := profiles.GetDefaultProfile(s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: docker's default: %w", ErrSeccompProfile, err)
 	}
 	return p, nil
-})
+}
 
 // defaultCapsSpec is the part of a spec the profiles read: a process with
 // Docker's default capabilities.

@@ -296,7 +296,7 @@ func (s *shim) create() (err error) {
 	if spec.Linux != nil && spec.Linux.Seccomp != nil && !SeccompSupported() {
 		// As Docker on a host without seccomp: the container runs, and
 		// the log says why it is not confined.
-		fmt.Fprintf(os.Stderr, "warning: %s: this shim (%s) was built without seccomp support (cgo and -tags seccomp); the container runs without its seccomp profile\n", s.cfg.ID, shimExeName())
+		fmt.Fprintf(os.Stderr, "warning: %s: this shim (%s) was %s; the container runs without its seccomp profile\n", s.cfg.ID, shimExeName(), NoSeccompSupport)
 		spec.Linux.Seccomp = nil
 	}
 	config, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{

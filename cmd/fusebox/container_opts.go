@@ -13,6 +13,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	apinet "github.com/moby/moby/api/types/network"
 	"github.com/spf13/pflag"
+
+	"github.com/fusebox/fusebox/api"
 )
 
 // containerOpts are the flags `run` and `create` share, as Docker names
@@ -165,10 +167,7 @@ func (o *containerOpts) config(fl *pflag.FlagSet, args []string) (*container.Con
 func readSecurityOpts(opts []string) ([]string, error) {
 	var out []string
 	for _, opt := range opts {
-		key, val, ok := strings.Cut(opt, "=")
-		if !ok {
-			key, val, ok = strings.Cut(opt, ":")
-		}
+		key, val, ok := api.CutSecurityOpt(opt)
 		if !ok && opt != "no-new-privileges" {
 			return nil, fmt.Errorf("invalid --security-opt: %q", opt)
 		}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/fusebox/fusebox/internal/sched"
 )
 
 // Errors callers test with errors.Is.
@@ -164,6 +166,16 @@ func Start(ctx context.Context, cfg Config) (*Shim, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sp.background {
+		// The container's init inherits the shim's priority: the caller's,
+		// not the spare's.
+		if err := sched.Restore(sp.cmd.Process.Pid, sp.nice); err != nil {
+			sp.discard()
+			_ = sp.cmd.Process.Kill()
+			<-sp.exited
+			return nil, fmt.Errorf("start shim: %w", err)
+		}
+	}
 	cmd, readyR, exited := sp.cmd, sp.readyR, sp.exited
 	defer readyR.Close()
 	_, err = fmt.Fprintln(sp.dirW, cfg.StateDir)
@@ -244,6 +256,11 @@ type spareShim struct {
 	readyR *os.File      // the shim's ready line comes here
 	dirW   *os.File      // the state directory goes here
 	exited chan struct{} // closed once the shim is reaped
+	// A spare is made in the background (sched.Background): at the
+	// lowest priority, so that the container it is made beside keeps the
+	// CPUs. Taken, it gets nice back.
+	background bool
+	nice       int
 }
 
 var spares = struct {
@@ -302,7 +319,8 @@ func takeShim(exe string) (*spareShim, error) {
 	return spawnShim(exe)
 }
 
-// refillShim starts the spare of exe unless there is one.
+// refillShim starts the spare of exe unless there is one. It runs in a
+// goroutine of its own, whose thread it gives the lowest priority.
 func refillShim(exe string) {
 	spares.Lock()
 	have := spares.byExe[exe] != nil
@@ -310,10 +328,16 @@ func refillShim(exe string) {
 	if have {
 		return
 	}
+	nice, err := sched.Nice()
+	if err != nil {
+		return
+	}
+	sched.Background()
 	sp, err := spawnShim(exe)
 	if err != nil {
 		return // the next Start spawns one and says why
 	}
+	sp.background, sp.nice = true, nice
 	spares.Lock()
 	defer spares.Unlock()
 	if spares.byExe[exe] != nil {
@@ -467,9 +491,10 @@ func (s *Shim) Begin(ctx context.Context) error {
 		// The next start takes the shim started now, already past exec,
 		// the Go runtime's start-up and its first decode of a spec
 		// (warmDecoders): most of what a shim costs before libcontainer
-		// runs. Started after this start rather than beside it, on a
-		// two-CPU machine it doesn't take a CPU from the container's
-		// init.
+		// runs. Started after this start rather than beside it, and at the
+		// lowest priority, on a two-CPU machine it takes no CPU from the
+		// container's init, nor from the exit and removal of a short
+		// command (`run --rm IMAGE true`), which it overlapped.
 		go refillShim(s.exe)
 	}
 	return err

@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/fusebox/fusebox/internal/sched"
 )
 
 // A container start on the default network should not wait for CNI: the
@@ -97,7 +96,7 @@ func (m *Manager) Refill() {
 	m.bg.Add(1)
 	go func() {
 		defer m.bg.Done()
-		yieldCPU()
+		sched.Background()
 		sb, err := m.makeSpare(context.Background())
 		m.mu.Lock()
 		surplus := err == nil && len(m.spares) >= maxSpares // retired ones refilled the pool
@@ -174,7 +173,7 @@ func (m *Manager) Retire(ctx context.Context, id string, recycle bool) <-chan er
 	m.mu.Unlock()
 	go func() {
 		defer m.bg.Done()
-		yieldCPU()
+		sched.Background()
 		err := m.teardown(ctx, sb)
 		m.mu.Lock()
 		if err != nil {
@@ -282,16 +281,4 @@ func (m *Manager) Close(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// yieldCPU gives the calling goroutine's thread, and the CNI plugins it
-// runs, the lowest CPU priority (nice 19) for the rest of the goroutine:
-// a spare being made or a sandbox being retired must not slow down the
-// container start it runs beside, which on a machine of two cores it
-// otherwise did by tens of milliseconds. Nice is a thread's, and children
-// inherit it, so the goroutine keeps its thread to the end, and the Go
-// runtime discards the thread then rather than reuse it.
-func yieldCPU() {
-	runtime.LockOSThread()
-	_ = unix.Setpriority(unix.PRIO_PROCESS, 0, 19)
 }

@@ -114,13 +114,18 @@ func (s *FileStore) Networks(_ context.Context) ([]Network, error) {
 
 // writeFileAtomic writes b to a temporary file beside path, syncs it and
 // renames it into place, so a crash leaves the old or the new content.
-func writeFileAtomic(path string, b []byte) error {
+func writeFileAtomic(path string, b []byte) error { return replaceFile(path, b, true) }
+
+// replaceFile writes b to a temporary file beside path and renames it into
+// place, so that a reader never sees part of it. Only with sync does the
+// content survive a crash of the machine.
+func replaceFile(path string, b []byte, sync bool) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
 	if err != nil {
 		return err
 	}
 	_, err = tmp.Write(b)
-	if err == nil {
+	if err == nil && sync {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {

@@ -1271,13 +1271,21 @@ func (d *Daemon) RemoveContainer(ctx context.Context, c *ctr, force bool) error 
 	m := c.mount
 	c.mount = nil
 	c.mu.Unlock()
-	if err := d.containers.delete(context.WithoutCancel(ctx), c); err != nil {
-		c.mu.Lock()
-		c.removing = false
-		c.rec.State.Status = container.StateDead
-		c.mount = m
-		c.mu.Unlock()
-		return err
+	// An --rm container's record goes after its removal is reported too
+	// (below): the synced delete is off `run --rm`'s path. A record left
+	// by a failed delete or a daemon that died says running (an --rm
+	// container's exit is not saved, see supervise), and recovery at the
+	// next start removes it (recoverContainer).
+	lateDelete := rec.HostConfig.AutoRemove && rec.State.Status != container.StateCreated
+	if !lateDelete {
+		if err := d.containers.delete(context.WithoutCancel(ctx), c); err != nil {
+			c.mu.Lock()
+			c.removing = false
+			c.rec.State.Status = container.StateDead
+			c.mount = m
+			c.mu.Unlock()
+			return err
+		}
 	}
 	d.releaseMounts(ctx, rec, c.dir)
 	// The rootfs and the state directory go after the removal is reported:
@@ -1287,6 +1295,11 @@ func (d *Daemon) RemoveContainer(ctx context.Context, c *ctr, force bool) error 
 	d.containers.wg.Add(1)
 	go func() {
 		defer d.containers.wg.Done()
+		if lateDelete {
+			if err := d.containers.delete(context.Background(), c); err != nil {
+				d.log.Warn("delete container record", "id", rec.ID, "err", err)
+			}
+		}
 		if m != nil {
 			if err := m.Unmount(); err != nil {
 				d.log.Warn("unmount container rootfs", "id", rec.ID, "err", err)

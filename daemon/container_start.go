@@ -259,7 +259,7 @@ func (d *Daemon) containerSpec(rec containerRecord, dir, rootfs, netns string) (
 }
 
 // supervise waits for the container's command to end, then unmounts its
-// rootfs (the shim has destroyed the container by then), records the exit
+// rootfs (no process of the container is left by then), records the exit
 // and applies --rm and the restart policy.
 func (d *Daemon) supervise(c *ctr, shim *launcher.Shim, exited chan struct{}) {
 	defer d.containers.wg.Done()

@@ -332,6 +332,13 @@ func (d *Daemon) removeOrphanDirs() {
 // removeContainerDir removes a removed container's state directory, its
 // rootfs mount point unmounted first should a mount be left on it.
 func (d *Daemon) removeContainerDir(id, dir string) {
+	// The shim answers the exit before it destroys the container; the
+	// directory is ours once it is gone.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := launcher.AwaitGone(ctx, d.shimStateDir(id, dir)); err != nil {
+		d.log.Warn("remove container dir: the shim is still there", "id", id, "err", err)
+	}
+	cancel()
 	unmountStale(filepath.Join(dir, "merged"))
 	if err := os.RemoveAll(dir); err != nil {
 		d.log.Warn("remove container dir", "id", id, "err", err)

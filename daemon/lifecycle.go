@@ -223,10 +223,10 @@ const maxSocketPath = 107
 // /run/fusebox/<root hash>/<short id>, as containerd does with its /run
 // paths.
 func (d *Daemon) shimDir(c *ctr) (string, error) {
-	if len(filepath.Join(c.dir, launcher.SocketFile)) <= maxSocketPath {
+	link := d.shimStateDir(c.rec.ID, c.dir)
+	if link == c.dir {
 		return c.dir, nil
 	}
-	link := d.shimLink(c.rec.ID)
 	if cur, err := os.Readlink(link); err == nil && cur == c.dir {
 		return link, nil
 	}
@@ -238,6 +238,16 @@ func (d *Daemon) shimDir(c *ctr) (string, error) {
 		return "", fmt.Errorf("link shim state dir: %w", err)
 	}
 	return link, nil
+}
+
+// shimStateDir is the path by which the shim of the container id, whose
+// directory is dir, is reached: dir, or the link shimDir makes when
+// dir's socket path would be too long.
+func (d *Daemon) shimStateDir(id, dir string) string {
+	if len(filepath.Join(dir, launcher.SocketFile)) <= maxSocketPath {
+		return dir
+	}
+	return d.shimLink(id)
 }
 
 func (d *Daemon) shimLink(id string) string {

@@ -143,9 +143,8 @@ func Start(ctx context.Context, cfg Config) (*Shim, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o711); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
-	if c, err := net.Dial("unix", filepath.Join(cfg.StateDir, SocketFile)); err == nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("%w: %s", ErrRunning, cfg.ID)
+	if err := awaitStopped(ctx, cfg.StateDir); err != nil {
+		return nil, fmt.Errorf("%w: %s", err, cfg.ID)
 	}
 	if err := writeEtcFiles(cfg); err != nil {
 		return nil, err
@@ -418,6 +417,49 @@ func Connect(ctx context.Context, stateDir string) (*Shim, error) {
 	return s, nil
 }
 
+// AwaitGone waits until no shim answers on stateDir's socket: the shim of
+// a container that exited has destroyed it, removed its runtime files and
+// recorded the exit, and the directory is the caller's again.
+func AwaitGone(ctx context.Context, stateDir string) error {
+	sock := filepath.Join(stateDir, SocketFile)
+	var d net.Dialer
+	for {
+		c, err := d.DialContext(ctx, "unix", sock)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return nil
+		}
+		_ = c.Close()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// awaitStopped fails with ErrRunning when a shim runs a live container in
+// stateDir, and waits for the shim of one that exited to be gone.
+func awaitStopped(ctx context.Context, stateDir string) error {
+	st, err := (&Shim{stateDir: stateDir}).State(ctx)
+	switch {
+	case errors.Is(err, ErrShimGone):
+		return nil
+	case err != nil:
+		return err
+	case st.Status != "stopped":
+		return ErrRunning
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := AwaitGone(wctx, stateDir); err != nil {
+		return fmt.Errorf("%w: the shim of its last run is still there", ErrRunning)
+	}
+	return nil
+}
+
 // ReadExitStatus reads the exit status a shim recorded in stateDir.
 // It wraps os.ErrNotExist when none was recorded.
 func ReadExitStatus(stateDir string) (ExitStatus, error) {
@@ -642,9 +684,10 @@ func (s *Shim) Resume(ctx context.Context) error {
 	return err
 }
 
-// Wait returns how the command ended, once the container is destroyed and
-// its cgroups removed (the rootfs may be unmounted then). If the shim is
-// gone it returns the status the shim recorded.
+// Wait returns how the command ended, once it ended and its output was
+// drained: no process of the container is left (the rootfs may be
+// unmounted then). The shim destroys the container after it answers; see
+// AwaitGone. If the shim is gone it returns the status the shim recorded.
 func (s *Shim) Wait(ctx context.Context) (ExitStatus, error) {
 	resp, err := s.call(ctx, request{Op: opWait})
 	if err == nil && resp.Exit != nil {

@@ -155,6 +155,9 @@ func startContainer(t *testing.T, ctx context.Context, c container) (*Shim, Conf
 			defer cancel()
 			_ = s.Signal(kctx, 9)
 			_, _ = s.Wait(kctx)
+			// The shim answers Wait before it destroys the container;
+			// the state directory (a TempDir) is ours once it is gone.
+			_ = AwaitGone(kctx, s.StateDir())
 		})
 	}
 	return s, cfg, err

@@ -169,5 +169,8 @@ func timeTrue(ctx context.Context, t *testing.T, rootfs, seccomp string) time.Du
 	if st, err := sh.Wait(ctx); err != nil || st.ExitCode != 0 {
 		t.Fatalf("%+v %v", st, err)
 	}
+	if err := AwaitGone(ctx, o.StateDir); err != nil {
+		t.Fatal(err)
+	}
 	return time.Since(start)
 }

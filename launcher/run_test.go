@@ -839,3 +839,44 @@ func TestCleanup(t *testing.T) {
 		})
 	}
 }
+
+// TestStartRightAfterExit: Wait answers before the shim has destroyed the
+// container, and a start in the same state directory straight after waits
+// for that shim to be gone instead of failing with ErrRunning; AwaitGone
+// returns once it is, with the cgroups removed and the exit recorded.
+func TestStartRightAfterExit(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, cfg, err := startContainer(t, ctx, container{opts: Options{Args: []string{"true"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Wait(ctx); err != nil || st.ExitCode != 0 {
+		t.Fatalf("Wait: %+v, %v", st, err)
+	}
+	again, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("start right after the exit: %v", err)
+	}
+	if err := again.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := again.Wait(ctx); err != nil || st.ExitCode != 0 {
+		t.Fatalf("second Wait: %+v, %v", st, err)
+	}
+	if err := AwaitGone(ctx, cfg.StateDir); err != nil {
+		t.Fatal(err)
+	}
+	for _, ctrl := range []string{"memory", "pids", "freezer"} {
+		if p := filepath.Join("/sys/fs/cgroup", ctrl, CgroupPath(cfg.ID)); fileExists(p) {
+			t.Errorf("cgroup %s left after AwaitGone", p)
+		}
+	}
+	if _, err := ReadExitStatus(cfg.StateDir); err != nil {
+		t.Errorf("no exit recorded after AwaitGone: %v", err)
+	}
+}

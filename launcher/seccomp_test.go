@@ -230,6 +230,9 @@ func TestSeccompUnsupportedShim(t *testing.T) {
 		t.Fatalf("Start: %v", err)
 	}
 	r := attachRun(t, ctx, s, nil)
+	if err := AwaitGone(ctx, o.StateDir); err != nil {
+		t.Fatal(err)
+	}
 	if r.stdout != "Seccomp:\t0\nunshare=ok\nmkdir=ok\ntouch=ok\n" || r.exit.ExitCode != 0 {
 		t.Fatalf("got %q (stderr %q, exit %d)", r.stdout, r.stderr, r.exit.ExitCode)
 	}

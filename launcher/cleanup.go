@@ -30,7 +30,11 @@ func Cleanup(ctx context.Context, stateDir, id string) (ExitStatus, error) {
 		if err := s.Signal(ctx, syscall.SIGKILL); err != nil && !errors.Is(err, ErrNotRunning) && !errors.Is(err, ErrShimGone) {
 			return ExitStatus{}, err
 		}
-		return s.Wait(ctx)
+		st, err := s.Wait(ctx)
+		if err != nil {
+			return st, err
+		}
+		return st, AwaitGone(ctx, stateDir)
 	} else if !errors.Is(err, ErrShimGone) {
 		return ExitStatus{}, err
 	}

@@ -3,7 +3,7 @@ package main
 import (
 	"errors"
 
-	moby "github.com/moby/moby/client"
+	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 )
 
@@ -25,7 +25,7 @@ func newAttachCmd() *cobra.Command {
 			}
 			defer c.Close()
 			ctx := cmd.Context()
-			res, err := c.ContainerInspect(ctx, args[0], moby.ContainerInspectOptions{})
+			res, err := c.ContainerInspect(ctx, args[0], client.ContainerInspectOptions{})
 			if err != nil {
 				return err
 			}

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	moby "github.com/moby/moby/client"
+	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 )
 
@@ -22,7 +22,7 @@ func newDiffCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.ContainerDiff(cmd.Context(), args[0], moby.ContainerDiffOptions{})
+			res, err := c.ContainerDiff(cmd.Context(), args[0], client.ContainerDiffOptions{})
 			if err != nil {
 				return err
 			}

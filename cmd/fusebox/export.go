@@ -1,7 +1,7 @@
 package main
 
 import (
-	moby "github.com/moby/moby/client"
+	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 )
 
@@ -25,7 +25,7 @@ func newExportCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.ContainerExport(cmd.Context(), args[0], moby.ContainerExportOptions{})
+			res, err := c.ContainerExport(cmd.Context(), args[0], client.ContainerExportOptions{})
 			if err != nil {
 				return err
 			}

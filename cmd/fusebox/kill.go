@@ -1,7 +1,7 @@
 package main
 
 import (
-	moby "github.com/moby/moby/client"
+	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 )
 
@@ -20,7 +20,7 @@ func newKillCmd() *cobra.Command {
 			}
 			defer c.Close()
 			return forEach(cmd, args, func(name string) error {
-				_, err := c.ContainerKill(cmd.Context(), name, moby.ContainerKillOptions{Signal: sig})
+				_, err := c.ContainerKill(cmd.Context(), name, client.ContainerKillOptions{Signal: sig})
 				return err
 			})
 		},

@@ -12,7 +12,7 @@ import (
 	dockerconfig "github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/cli/cli/config/types"
-	moby "github.com/moby/moby/client"
+	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -126,7 +126,7 @@ func newLoginCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.RegistryLogin(cmd.Context(), moby.RegistryLoginOptions{Username: user, Password: password, ServerAddress: key})
+			res, err := c.RegistryLogin(cmd.Context(), client.RegistryLoginOptions{Username: user, Password: password, ServerAddress: key})
 			if err != nil {
 				return err
 			}

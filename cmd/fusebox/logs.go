@@ -1,7 +1,7 @@
 package main
 
 import (
-	moby "github.com/moby/moby/client"
+	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 )
 
@@ -23,11 +23,11 @@ func newLogsCmd() *cobra.Command {
 			}
 			defer c.Close()
 			ctx := cmd.Context()
-			info, err := c.ContainerInspect(ctx, args[0], moby.ContainerInspectOptions{})
+			info, err := c.ContainerInspect(ctx, args[0], client.ContainerInspectOptions{})
 			if err != nil {
 				return err
 			}
-			rc, err := c.ContainerLogs(ctx, info.Container.ID, moby.ContainerLogsOptions{
+			rc, err := c.ContainerLogs(ctx, info.Container.ID, client.ContainerLogsOptions{
 				ShowStdout: true, ShowStderr: true, Follow: follow, Timestamps: timestamps,
 				Tail: tail, Since: since, Until: until, Details: details,
 			})

@@ -1,7 +1,7 @@
 package main
 
 import (
-	moby "github.com/moby/moby/client"
+	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 )
 
@@ -19,7 +19,7 @@ func newPauseCmd() *cobra.Command {
 			}
 			defer c.Close()
 			return forEach(cmd, args, func(name string) error {
-				_, err := c.ContainerPause(cmd.Context(), name, moby.ContainerPauseOptions{})
+				_, err := c.ContainerPause(cmd.Context(), name, client.ContainerPauseOptions{})
 				return err
 			})
 		},

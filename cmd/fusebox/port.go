@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	moby "github.com/moby/moby/client"
+	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/network"
@@ -27,7 +27,7 @@ func newPortCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.ContainerInspect(cmd.Context(), args[0], moby.ContainerInspectOptions{})
+			res, err := c.ContainerInspect(cmd.Context(), args[0], client.ContainerInspectOptions{})
 			if err != nil {
 				return err
 			}

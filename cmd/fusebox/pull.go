@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	moby "github.com/moby/moby/client"
+	"github.com/fusebox/fusebox/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
@@ -27,7 +27,7 @@ func newPullCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := moby.ImagePullOptions{All: all}
+			opts := client.ImagePullOptions{All: all}
 			if platform != "" {
 				p, err := image.ParsePlatform(platform)
 				if err != nil {

@@ -4,7 +4,7 @@ import (
 	"errors"
 
 	"github.com/distribution/reference"
-	moby "github.com/moby/moby/client"
+	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 )
 
@@ -27,7 +27,7 @@ func newPushCmd() *cobra.Command {
 			if _, ok := named.(reference.Digested); ok {
 				return errors.New("cannot push a digest reference")
 			}
-			opts := moby.ImagePushOptions{All: all}
+			opts := client.ImagePushOptions{All: all}
 			if opts.RegistryAuth, err = authHeader(named); err != nil {
 				return err
 			}

@@ -1,7 +1,7 @@
 package main
 
 import (
-	moby "github.com/moby/moby/client"
+	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 )
 
@@ -18,7 +18,7 @@ func newRenameCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			_, err = c.ContainerRename(cmd.Context(), args[0], moby.ContainerRenameOptions{NewName: args[1]})
+			_, err = c.ContainerRename(cmd.Context(), args[0], client.ContainerRenameOptions{NewName: args[1]})
 			return err
 		},
 	}

@@ -1,7 +1,7 @@
 package main
 
 import (
-	moby "github.com/moby/moby/client"
+	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 )
 
@@ -22,7 +22,7 @@ func containerRemoveCmd(use string) *cobra.Command {
 			}
 			defer c.Close()
 			return forEach(cmd, args, func(name string) error {
-				_, err := c.ContainerRemove(cmd.Context(), name, moby.ContainerRemoveOptions{Force: force, RemoveVolumes: volumes})
+				_, err := c.ContainerRemove(cmd.Context(), name, client.ContainerRemoveOptions{Force: force, RemoveVolumes: volumes})
 				return err
 			})
 		},

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	moby "github.com/moby/moby/client"
+	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 )
 
@@ -26,7 +26,7 @@ func imageRemoveCmd(use string) *cobra.Command {
 			defer c.Close()
 			var errs []error
 			for _, name := range args {
-				res, err := c.ImageRemove(cmd.Context(), name, moby.ImageRemoveOptions{Force: force, PruneChildren: !noPrune})
+				res, err := c.ImageRemove(cmd.Context(), name, client.ImageRemoveOptions{Force: force, PruneChildren: !noPrune})
 				if err != nil {
 					errs = append(errs, err)
 					continue

@@ -1,7 +1,7 @@
 package main
 
 import (
-	moby "github.com/moby/moby/client"
+	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 )
 
@@ -18,7 +18,7 @@ func newTagCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			_, err = c.ImageTag(cmd.Context(), moby.ImageTagOptions{Source: args[0], Target: args[1]})
+			_, err = c.ImageTag(cmd.Context(), client.ImageTagOptions{Source: args[0], Target: args[1]})
 			return err
 		},
 	}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	moby "github.com/moby/moby/client"
+	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 )
 
@@ -22,7 +22,7 @@ func newTopCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.ContainerTop(cmd.Context(), args[0], moby.ContainerTopOptions{Arguments: args[1:]})
+			res, err := c.ContainerTop(cmd.Context(), args[0], client.ContainerTopOptions{Arguments: args[1:]})
 			if err != nil {
 				return err
 			}

@@ -4,8 +4,8 @@ import (
 	"runtime"
 	"text/template"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/moby/moby/api/types/system"
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/api"
@@ -62,7 +62,7 @@ func newVersionCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			sv, err := c.ServerVersion(cmd.Context(), moby.ServerVersionOptions{})
+			sv, err := c.ServerVersion(cmd.Context(), client.ServerVersionOptions{})
 			if err != nil {
 				return err
 			}

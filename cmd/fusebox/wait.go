@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/moby/moby/api/types/container"
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 )
 
@@ -23,7 +23,7 @@ func newWaitCmd() *cobra.Command {
 			defer c.Close()
 			var failed bool
 			for _, name := range args {
-				w := c.ContainerWait(cmd.Context(), name, moby.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+				w := c.ContainerWait(cmd.Context(), name, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
 				select {
 				case res := <-w.Result:
 					fmt.Fprintln(cmd.OutOrStdout(), res.StatusCode)

@@ -147,4 +147,3 @@ func (c *Client) ExecInspect(ctx context.Context, execID string, _ ExecInspectOp
 	}
 	return res, nil
 }
-

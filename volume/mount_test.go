@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/moby/moby/api/types/mount"
+
+	"github.com/fusebox/fusebox/volume/mountspec"
 )
 
 func TestParseBind(t *testing.T) {
@@ -75,7 +77,7 @@ func TestParseMountFlagAndFromAPI(t *testing.T) {
 		{"type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1770",
 			MountPoint{Type: mount.TypeTmpfs, Destination: "/t", RW: true, Options: []string{"nodev", "noexec", "nosuid", "size=1048576", "mode=1770"}}},
 	} {
-		m, err := ParseMountFlag(c.flag)
+		m, err := mountspec.ParseMountFlag(c.flag)
 		if err != nil {
 			t.Errorf("ParseMountFlag(%q): %v", c.flag, err)
 			continue
@@ -104,7 +106,7 @@ func TestParseMountFlagAndFromAPI(t *testing.T) {
 		{"type=bind,target=/x,readonly=maybe", "invalid value for readonly: maybe"},
 		{`"unclosed`, "invalid --mount"},
 	} {
-		_, err := ParseMountFlag(c.flag)
+		_, err := mountspec.ParseMountFlag(c.flag)
 		if err == nil || !strings.Contains(err.Error(), c.msg) || !errors.Is(err, ErrInvalidSpec) {
 			t.Errorf("ParseMountFlag(%q): %v, want %q", c.flag, err, c.msg)
 		}

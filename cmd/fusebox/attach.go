@@ -3,8 +3,9 @@ package main
 import (
 	"errors"
 
-	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newAttachCmd) }

@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newCommitCmd) }

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"io"
 
-	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/detachkeys"
 )
 

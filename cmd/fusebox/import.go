@@ -4,8 +4,9 @@ import (
 	"io"
 	"os"
 
-	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newImportCmd) }

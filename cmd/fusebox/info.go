@@ -6,11 +6,11 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/fusebox/fusebox/client"
 	"github.com/moby/moby/api/types/system"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/api"
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 

@@ -1,8 +1,9 @@
 package main
 
 import (
-	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newKillCmd) }

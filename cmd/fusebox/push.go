@@ -3,9 +3,9 @@ package main
 import (
 	"errors"
 
-	"github.com/distribution/reference"
-	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newPushCmd) }
@@ -24,7 +24,7 @@ func newPushCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, ok := named.(reference.Digested); ok {
+			if named.Digest != "" {
 				return errors.New("cannot push a digest reference")
 			}
 			opts := client.ImagePushOptions{All: all}

@@ -4,9 +4,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
 	"github.com/fusebox/fusebox/registry/auth"
 )

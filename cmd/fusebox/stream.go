@@ -9,11 +9,11 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/fusebox/fusebox/client"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/detachkeys"
 )
 

@@ -3,9 +3,9 @@ package main
 import (
 	"fmt"
 
-	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 

@@ -5,8 +5,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/fusebox/fusebox/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newTopCmd) }

@@ -4,11 +4,11 @@ import (
 	"runtime"
 	"text/template"
 
-	"github.com/fusebox/fusebox/client"
 	"github.com/moby/moby/api/types/system"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/api"
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 

@@ -3,9 +3,10 @@ package main
 import (
 	"fmt"
 
-	"github.com/fusebox/fusebox/client"
 	"github.com/moby/moby/api/types/container"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newWaitCmd) }

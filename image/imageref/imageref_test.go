@@ -32,6 +32,21 @@ var inputs = []string{
 	"localhost", "localhost:5000", "localhost:5000/", "LOCALHOST/app", "a/b@sha256:" + strings.Repeat("0", 64),
 }
 
+// sameErrors reports whether both parsers failed alike on in (both not,
+// or both with the same text), and says how they differ when not.
+func sameErrors(t *testing.T, in string, got, want error) bool {
+	t.Helper()
+	switch {
+	case (got == nil) != (want == nil):
+		t.Errorf("%q: error %v, distribution says %v", in, got, want)
+		return false
+	case got != nil && got.Error() != want.Error():
+		t.Errorf("%q: error %q, distribution says %q", in, got, want)
+		return false
+	}
+	return true
+}
+
 // TestAgreesWithDistribution checks ParseNormalized against
 // distribution/reference's ParseNormalizedNamed on every input: both
 // accept or refuse it, with the same error text, and agree on the parts,
@@ -40,14 +55,7 @@ func TestAgreesWithDistribution(t *testing.T) {
 	for _, in := range inputs {
 		want, werr := reference.ParseNormalizedNamed(in)
 		got, gerr := ParseNormalized(in)
-		if (werr == nil) != (gerr == nil) {
-			t.Errorf("%q: error %v, distribution says %v", in, gerr, werr)
-			continue
-		}
-		if werr != nil {
-			if gerr.Error() != werr.Error() {
-				t.Errorf("%q: error %q, distribution says %q", in, gerr, werr)
-			}
+		if !sameErrors(t, in, gerr, werr) || werr != nil {
 			continue
 		}
 		checks := []struct{ what, got, want string }{
@@ -76,14 +84,7 @@ func TestParseAgreesWithDistribution(t *testing.T) {
 	for _, in := range inputs {
 		want, werr := reference.Parse(in)
 		got, gerr := Parse(in)
-		if (werr == nil) != (gerr == nil) {
-			t.Errorf("%q: error %v, distribution says %v", in, gerr, werr)
-			continue
-		}
-		if werr != nil {
-			if gerr.Error() != werr.Error() {
-				t.Errorf("%q: error %q, distribution says %q", in, gerr, werr)
-			}
+		if !sameErrors(t, in, gerr, werr) || werr != nil {
 			continue
 		}
 		if got.String() != want.String() {

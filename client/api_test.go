@@ -132,7 +132,7 @@ func TestErrorAnswers(t *testing.T) {
 	}{
 		{"no such container", inspectErr, cerrdefs.IsNotFound, "Error response from daemon: No such container: nope"},
 		{"no such image", imageErr, cerrdefs.IsNotFound, "Error response from daemon: No such image: nope:1"},
-		{"duplicate network", dupErr, cerrdefs.IsConflict, "Error response from daemon: network with name dup already exists"},
+		{"duplicate network", dupErr, cerrdefs.IsConflict, "Error response from daemon: network with name dup already exists: network already exists"},
 		// A HEAD answer has no body: the status is all there is.
 		{"stat in no container", statErr, cerrdefs.IsNotFound, "request returned 404 Not Found for API route and version …"},
 		{"empty name", emptyErr, cerrdefs.IsInvalidArgument, "invalid container name or ID: value is empty"},

@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	moby "github.com/moby/moby/client"
-
 	"github.com/fusebox/fusebox/api"
 	"github.com/fusebox/fusebox/cas/usage"
 )
@@ -21,15 +19,35 @@ import (
 // ErrDaemonNotReady means the daemon was started but never answered /_ping.
 var ErrDaemonNotReady = errors.New("daemon did not become ready")
 
-// Client is the official Docker API client connected to a fusebox daemon.
-// All of moby's methods (ImageList, ImageLoad, Info, ...) are promoted.
+// Client speaks the Docker Engine API to a fusebox daemon over its unix
+// socket. Its methods are named after the docker CLI's client calls
+// (ContainerCreate, ImageList, ...) and take their options in structs of
+// the same names, holding only what the fusebox CLI uses.
 type Client struct {
-	*moby.Client
 	// Host is the daemon address in unix:// form.
 	Host string
 	// Started reports whether Connect had to start the daemon.
 	Started bool
+
+	sock string
+	tr   *http.Transport
+	http *http.Client
 }
+
+// newClient returns a client for the socket sock; it dials nothing yet.
+func newClient(host, sock string) *Client {
+	tr := newTransport(sock)
+	return &Client{Host: host, sock: sock, tr: tr, http: &http.Client{Transport: tr}}
+}
+
+// Close closes the client's idle connection.
+func (c *Client) Close() error {
+	c.tr.CloseIdleConnections()
+	return nil
+}
+
+// ClientVersion is the API version the client speaks.
+func (c *Client) ClientVersion() string { return api.APIVersion }
 
 // Options says which daemon to reach and how to start it.
 type Options struct {
@@ -65,20 +83,14 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	// The API version is the daemon's own, pinned: the fusebox CLI talks to
 	// a fusebox daemon, and negotiating would cost every command a /_ping
 	// round trip before its first request.
-	c, err := moby.New(moby.WithHost(opts.Host), moby.WithAPIVersion(api.APIVersion))
-	if err != nil {
-		return nil, fmt.Errorf("create client: %w", err)
-	}
-	cl := &Client{Client: c, Host: opts.Host}
+	cl := newClient(opts.Host, sock)
 	if listening(sock) {
 		return cl, nil
 	}
 	if opts.NoStart {
-		c.Close()
 		return nil, fmt.Errorf("cannot connect to the fusebox daemon at %s: is the daemon running?", opts.Host)
 	}
 	if err := Start(ctx, opts); err != nil {
-		c.Close()
 		return nil, err
 	}
 	cl.Started = true
@@ -137,10 +149,11 @@ func Start(ctx context.Context, opts Options) error {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	c, err := moby.New(moby.WithHost(opts.Host))
+	sock, err := api.SocketPath(opts.Host)
 	if err != nil {
-		return fmt.Errorf("create client: %w", err)
+		return err
 	}
+	c := newClient(opts.Host, sock)
 	defer c.Close()
 	deadline := time.NewTimer(opts.Timeout)
 	defer deadline.Stop()
@@ -148,7 +161,7 @@ func Start(ctx context.Context, opts Options) error {
 	defer tick.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := c.Ping(pctx, moby.PingOptions{})
+		err := c.Ping(pctx)
 		cancel()
 		if err == nil {
 			return nil
@@ -159,7 +172,7 @@ func Start(ctx context.Context, opts Options) error {
 			// ours then lost the root lock, and theirs answers.
 			for range 40 {
 				pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				_, err := c.Ping(pctx, moby.PingOptions{})
+				err := c.Ping(pctx)
 				cancel()
 				if err == nil {
 					return nil
@@ -179,11 +192,16 @@ func Start(ctx context.Context, opts Options) error {
 	}
 }
 
+// Ping asks the daemon whether it is up (GET /_ping).
+func (c *Client) Ping(ctx context.Context) error {
+	return c.call(ctx, request{method: http.MethodGet, path: "/_ping", unversioned: true}, nil)
+}
+
 // StoreUsage is the store's space accounting, dedup savings included
 // (GET /fusebox/store/usage).
 func (c *Client) StoreUsage(ctx context.Context) (usage.Usage, error) {
 	var u usage.Usage
-	err := c.request(ctx, http.MethodGet, "/fusebox/store/usage", nil, &u)
+	err := c.call(ctx, request{method: http.MethodGet, path: "/fusebox/store/usage", unversioned: true}, &u)
 	return u, err
 }
 
@@ -191,7 +209,7 @@ func (c *Client) StoreUsage(ctx context.Context) (usage.Usage, error) {
 // (POST /fusebox/store/fsck).
 func (c *Client) Fsck(ctx context.Context) (usage.Report, error) {
 	var r usage.Report
-	err := c.request(ctx, http.MethodPost, "/fusebox/store/fsck", nil, &r)
+	err := c.call(ctx, request{method: http.MethodPost, path: "/fusebox/store/fsck", unversioned: true}, &r)
 	return r, err
 }
 

@@ -1,31 +1,31 @@
 package image
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/distribution/reference"
+
+	"github.com/fusebox/fusebox/image/imageref"
 )
 
 // ErrInvalidReference is returned for a name that is not a valid image
 // reference.
-var ErrInvalidReference = errors.New("invalid reference format")
+var ErrInvalidReference = imageref.ErrInvalid
 
 // ParseReference normalises a user's image name the way Docker does:
 // "ubuntu" becomes docker.io/library/ubuntu:latest, a name without tag gets
 // ":latest", a digest reference keeps its digest. Uppercase letters, bad
 // characters and the like fail with ErrInvalidReference.
 func ParseReference(s string) (reference.Named, error) {
-	if s == "" {
-		return nil, fmt.Errorf("%w: empty name", ErrInvalidReference)
+	// imageref checks the name, so that the CLI, which parses with it,
+	// and the daemon refuse the same names with the same words.
+	if _, err := imageref.ParseNormalized(s); err != nil {
+		return nil, imageref.Invalid(s, err)
 	}
 	named, err := reference.ParseNormalizedNamed(s)
 	if err != nil {
-		if errors.Is(err, reference.ErrNameContainsUppercase) {
-			return nil, fmt.Errorf("%w: repository name (%s) must be lowercase", ErrInvalidReference, s)
-		}
-		return nil, fmt.Errorf("%w: %q: %v", ErrInvalidReference, s, err)
+		return nil, imageref.Invalid(s, err)
 	}
 	return reference.TagNameOnly(named), nil
 }
@@ -55,21 +55,6 @@ func ParseRepoTag(repo, tag string) (reference.NamedTagged, error) {
 // Familiar is how Docker shows a reference: "busybox:latest",
 // "example.com/app:v1".
 func Familiar(r reference.Named) string { return reference.FamiliarString(r) }
-
-// FamiliarRepoTag splits a stored full reference into the REPOSITORY and
-// TAG columns of `images` ("docker.io/library/busybox:latest" →
-// "busybox", "latest"). A name that does not parse is returned as it is.
-func FamiliarRepoTag(full string) (repo, tag string) {
-	named, err := reference.ParseNormalizedNamed(full)
-	if err != nil {
-		return full, ""
-	}
-	repo = reference.FamiliarName(named)
-	if t, ok := named.(reference.Tagged); ok {
-		tag = t.Tag()
-	}
-	return repo, tag
-}
 
 // IsDigestPrefix reports whether s can only be an image ID or an ID prefix
 // ("sha256:abc…" or hex without a tag), which rmi and inspect look up by ID

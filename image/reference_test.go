@@ -58,17 +58,6 @@ func TestParseRepoTag(t *testing.T) {
 	}
 }
 
-func TestFamiliarRepoTag(t *testing.T) {
-	repo, tag := FamiliarRepoTag("docker.io/library/busybox:latest")
-	if repo != "busybox" || tag != "latest" {
-		t.Fatalf("got %s %s", repo, tag)
-	}
-	repo, tag = FamiliarRepoTag("example.com/a/b:c")
-	if repo != "example.com/a/b" || tag != "c" {
-		t.Fatalf("got %s %s", repo, tag)
-	}
-}
-
 func TestIsDigestPrefix(t *testing.T) {
 	for in, want := range map[string]bool{"0123ab": true, "sha256:" + hex64: true, "busybox": false, "": false, hex64 + "0": false, "abcg": false} {
 		if got := IsDigestPrefix(in); got != want {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fusebox/fusebox/volume/mountspec"
 )
 
 // Sentinel errors; the Store's errors wrap them for errors.Is.
@@ -24,7 +26,7 @@ var (
 	ErrInvalidName  = errors.New("invalid volume name")
 	ErrBadDriver    = errors.New("unknown volume driver")
 	ErrBadOption    = errors.New("invalid volume option")
-	ErrInvalidSpec  = errors.New("invalid mount specification")
+	ErrInvalidSpec  = mountspec.ErrInvalidSpec
 	ErrTargetEscape = errors.New("mount target escapes the container's rootfs")
 )
 

@@ -3,8 +3,9 @@ package main
 import (
 	"errors"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newAttachCmd) }
@@ -25,7 +26,7 @@ func newAttachCmd() *cobra.Command {
 			}
 			defer c.Close()
 			ctx := cmd.Context()
-			res, err := c.ContainerInspect(ctx, args[0], moby.ContainerInspectOptions{})
+			res, err := c.ContainerInspect(ctx, args[0], client.ContainerInspectOptions{})
 			if err != nil {
 				return err
 			}

@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"os"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newCommitCmd) }
@@ -35,7 +36,7 @@ func newCommitCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			opts := moby.ContainerCommitOptions{Reference: ref, Comment: message, Author: author, Changes: changes, NoPause: !pause}
+			opts := client.ContainerCommitOptions{Reference: ref, Comment: message, Author: author, Changes: changes, NoPause: !pause}
 			if !term.IsTerminal(int(os.Stderr.Fd())) {
 				res, err := c.ContainerCommit(cmd.Context(), args[0], opts)
 				if err != nil {

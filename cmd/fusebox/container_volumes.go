@@ -8,7 +8,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/spf13/pflag"
 
-	"github.com/fusebox/fusebox/volume"
+	"github.com/fusebox/fusebox/volume/mountspec"
 )
 
 // mountOpts are the flags of `run` and `create` that give a container
@@ -51,7 +51,7 @@ func (o *mountOpts) apply(cfg *container.Config, hc *container.HostConfig) error
 		hc.Binds = append(hc.Binds, v)
 	}
 	for _, m := range o.mounts {
-		mt, err := volume.ParseMountFlag(m)
+		mt, err := mountspec.ParseMountFlag(m)
 		if err != nil {
 			return fmt.Errorf("invalid argument %q for \"--mount\" flag: %w", m, err)
 		}

@@ -12,7 +12,6 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	units "github.com/docker/go-units"
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/archive"
@@ -102,7 +101,7 @@ func copied(cmd *cobra.Command, o cpOptions, n int64, to string) {
 func copyFromContainer(cmd *cobra.Command, c *client.Client, ctrName, srcPath, dstPath string, o cpOptions) error {
 	ctx := cmd.Context()
 	if o.follow {
-		st, err := c.ContainerStatPath(ctx, ctrName, moby.ContainerStatPathOptions{Path: srcPath})
+		st, err := c.ContainerStatPath(ctx, ctrName, client.ContainerStatPathOptions{Path: srcPath})
 		if err != nil {
 			return err
 		}
@@ -110,7 +109,7 @@ func copyFromContainer(cmd *cobra.Command, c *client.Client, ctrName, srcPath, d
 			srcPath = st.Stat.LinkTarget
 		}
 	}
-	res, err := c.CopyFromContainer(ctx, ctrName, moby.CopyFromContainerOptions{SourcePath: srcPath})
+	res, err := c.CopyFromContainer(ctx, ctrName, client.CopyFromContainerOptions{SourcePath: srcPath})
 	if err != nil {
 		return err
 	}
@@ -198,7 +197,7 @@ func copyToContainer(cmd *cobra.Command, c *client.Client, srcPath, ctrName, dst
 	to := ctrName + ":" + dstPath
 	if srcPath == "-" {
 		cr := &countingReader{r: cmd.InOrStdin()}
-		_, err := c.CopyToContainer(ctx, ctrName, moby.CopyToContainerOptions{DestinationPath: dstPath, Content: cr, CopyUIDGID: o.archive})
+		_, err := c.CopyToContainer(ctx, ctrName, client.CopyToContainerOptions{DestinationPath: dstPath, Content: cr, CopyUIDGID: o.archive})
 		if err != nil {
 			return err
 		}
@@ -224,10 +223,10 @@ func copyToContainer(cmd *cobra.Command, c *client.Client, srcPath, ctrName, dst
 	if contents {
 		name = "."
 	}
-	st, err := c.ContainerStatPath(ctx, ctrName, moby.ContainerStatPathOptions{Path: dstPath})
+	st, err := c.ContainerStatPath(ctx, ctrName, client.ContainerStatPathOptions{Path: dstPath})
 	if err == nil && st.Stat.Mode&fs.ModeSymlink != 0 && st.Stat.LinkTarget != "" {
 		dstPath = st.Stat.LinkTarget
-		st, err = c.ContainerStatPath(ctx, ctrName, moby.ContainerStatPathOptions{Path: dstPath})
+		st, err = c.ContainerStatPath(ctx, ctrName, client.ContainerStatPathOptions{Path: dstPath})
 		dir = dstPath
 	}
 	switch {
@@ -245,7 +244,7 @@ func copyToContainer(cmd *cobra.Command, c *client.Client, srcPath, ctrName, dst
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(archive.WriteTree(ctx, pw, src, name)) }()
 	cr := &countingReader{r: pr}
-	_, err = c.CopyToContainer(ctx, ctrName, moby.CopyToContainerOptions{DestinationPath: dir, Content: cr, CopyUIDGID: o.archive})
+	_, err = c.CopyToContainer(ctx, ctrName, client.CopyToContainerOptions{DestinationPath: dir, Content: cr, CopyUIDGID: o.archive})
 	pr.CloseWithError(io.ErrClosedPipe)
 	if err != nil {
 		return err

@@ -11,7 +11,6 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/client"
@@ -56,7 +55,7 @@ func createContainer(ctx context.Context, c *client.Client, stderr io.Writer, o 
 			return "", fmt.Errorf("container ID file found, make sure the other container isn't running or delete %s", o.cidfile)
 		}
 	}
-	opts := moby.ContainerCreateOptions{Config: cfg, HostConfig: hc, NetworkingConfig: o.netCfg, Name: o.name}
+	opts := client.ContainerCreateOptions{Config: cfg, HostConfig: hc, NetworkingConfig: o.netCfg, Name: o.name}
 	res, err := c.ContainerCreate(ctx, opts)
 	if err != nil && cerrdefs.IsNotFound(err) && strings.Contains(err.Error(), "No such image") {
 		ref := cfg.Image
@@ -64,7 +63,7 @@ func createContainer(ctx context.Context, c *client.Client, stderr io.Writer, o 
 			ref += ":latest"
 		}
 		fmt.Fprintf(stderr, "Unable to find image '%s' locally\n", ref)
-		pull, perr := c.ImagePull(ctx, cfg.Image, moby.ImagePullOptions{})
+		pull, perr := c.ImagePull(ctx, cfg.Image, client.ImagePullOptions{})
 		if perr != nil {
 			return "", perr
 		}

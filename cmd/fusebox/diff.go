@@ -3,8 +3,9 @@ package main
 import (
 	"fmt"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newDiffCmd) }
@@ -22,7 +23,7 @@ func newDiffCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.ContainerDiff(cmd.Context(), args[0], moby.ContainerDiffOptions{})
+			res, err := c.ContainerDiff(cmd.Context(), args[0], client.ContainerDiffOptions{})
 			if err != nil {
 				return err
 			}

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"time"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
@@ -33,7 +33,7 @@ func newEventsCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res := c.Events(cmd.Context(), moby.EventsListOptions{Since: since, Until: until, Filters: f})
+			res := c.Events(cmd.Context(), client.EventsListOptions{Since: since, Until: until, Filters: f})
 			out := cmd.OutOrStdout()
 			for {
 				select {

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"io"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/detachkeys"
 )
 
@@ -38,26 +38,26 @@ func newExecCmd() *cobra.Command {
 			}
 			defer c.Close()
 			ctx := cmd.Context()
-			opts := moby.ExecCreateOptions{
+			opts := client.ExecCreateOptions{
 				User: user, Privileged: privileged, TTY: tty, AttachStdin: interactive && !detach,
 				AttachStdout: !detach, AttachStderr: !detach, DetachKeys: detachKeys,
 				Env: vars, WorkingDir: workdir, Cmd: args[1:],
 			}
 			if tty {
 				h, w := t.size()
-				opts.ConsoleSize = moby.ConsoleSize{Height: h, Width: w}
+				opts.ConsoleSize = client.ConsoleSize{Height: h, Width: w}
 			}
 			ex, err := c.ExecCreate(ctx, args[0], opts)
 			if err != nil {
 				return &statusError{code: 125, err: err}
 			}
 			if detach {
-				if _, err := c.ExecStart(ctx, ex.ID, moby.ExecStartOptions{Detach: true, TTY: tty}); err != nil {
+				if _, err := c.ExecStart(ctx, ex.ID, client.ExecStartOptions{Detach: true, TTY: tty}); err != nil {
 					return &statusError{code: 125, err: err}
 				}
 				return nil
 			}
-			att, err := c.ExecAttach(ctx, ex.ID, moby.ExecAttachOptions{TTY: tty, ConsoleSize: opts.ConsoleSize})
+			att, err := c.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{TTY: tty, ConsoleSize: opts.ConsoleSize})
 			if err != nil {
 				return &statusError{code: 125, err: err}
 			}
@@ -69,7 +69,7 @@ func newExecCmd() *cobra.Command {
 			sctx, stop := context.WithCancel(ctx)
 			if tty {
 				t.watchResize(sctx, func(h, w uint) {
-					_, _ = c.ExecResize(sctx, ex.ID, moby.ExecResizeOptions{Height: h, Width: w})
+					_, _ = c.ExecResize(sctx, ex.ID, client.ExecResizeOptions{Height: h, Width: w})
 				})
 			}
 			var stdin io.Reader
@@ -85,7 +85,7 @@ func newExecCmd() *cobra.Command {
 			if err != nil {
 				return &statusError{code: 125, err: err}
 			}
-			res, err := c.ExecInspect(ctx, ex.ID, moby.ExecInspectOptions{})
+			res, err := c.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
 			if err != nil {
 				return &statusError{code: 125, err: err}
 			}

@@ -1,8 +1,9 @@
 package main
 
 import (
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newExportCmd) }
@@ -25,7 +26,7 @@ func newExportCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.ContainerExport(cmd.Context(), args[0], moby.ContainerExportOptions{})
+			res, err := c.ContainerExport(cmd.Context(), args[0], client.ContainerExportOptions{})
 			if err != nil {
 				return err
 			}

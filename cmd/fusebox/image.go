@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/client"
@@ -34,11 +32,7 @@ func newImageCmd() *cobra.Command {
 		withUse(newSaveCmd(), "save [OPTIONS] IMAGE [IMAGE...]"),
 		withUse(newImportCmd(), "import [OPTIONS] file|- [REPOSITORY[:TAG]]"),
 		newObjectInspectCmd("IMAGE", "images", func(ctx context.Context, c *client.Client, name string) (json.RawMessage, error) {
-			var raw bytes.Buffer
-			if _, err := c.ImageInspect(ctx, name, moby.ImageInspectWithRawResponse(&raw)); err != nil {
-				return nil, err
-			}
-			return bytes.TrimSpace(raw.Bytes()), nil
+			return c.ImageInspectRaw(ctx, name)
 		}), newPruneCmd(imagePrune))
 	return cmd
 }

@@ -6,10 +6,10 @@ import (
 	"strings"
 	"time"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
-	"github.com/fusebox/fusebox/image"
+	"github.com/fusebox/fusebox/client"
+	"github.com/fusebox/fusebox/image/imageref"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
@@ -52,7 +52,7 @@ func imageListCmd(use string) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.ImageList(cmd.Context(), moby.ImageListOptions{All: all, Filters: f})
+			res, err := c.ImageList(cmd.Context(), client.ImageListOptions{All: all, Filters: f})
 			if err != nil {
 				return err
 			}
@@ -90,7 +90,7 @@ func imageListCmd(use string) *cobra.Command {
 				}
 				for _, rt := range s.RepoTags {
 					r := base
-					r.Repository, r.Tag = image.FamiliarRepoTag(rt)
+					r.Repository, r.Tag = imageref.FamiliarRepoTag(rt)
 					if d, ok := digestsByRepo[r.Repository]; ok {
 						r.Digest = d
 					}

@@ -4,8 +4,9 @@ import (
 	"io"
 	"os"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newImportCmd) }
@@ -44,7 +45,7 @@ func newImportCmd() *cobra.Command {
 			}
 			defer c.Close()
 			body, done := withProgress(in, size, "Importing")
-			res, err := c.ImageImport(cmd.Context(), moby.ImageImportSource{Source: body, SourceName: "-"}, ref, moby.ImageImportOptions{Message: message, Changes: changes})
+			res, err := c.ImageImport(cmd.Context(), client.ImageImportSource{Source: body, SourceName: "-"}, ref, client.ImageImportOptions{Message: message, Changes: changes})
 			done()
 			if err != nil {
 				return err

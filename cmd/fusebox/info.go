@@ -7,10 +7,10 @@ import (
 	"strings"
 
 	"github.com/moby/moby/api/types/system"
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/api"
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
@@ -28,7 +28,7 @@ func newInfoCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.Info(cmd.Context(), moby.InfoOptions{})
+			res, err := c.Info(cmd.Context(), client.InfoOptions{})
 			if err != nil {
 				return err
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 
 	cerrdefs "github.com/containerd/errdefs"
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/client"
@@ -48,7 +46,7 @@ func inspectCmd(use, only string) *cobra.Command {
 			var errs []error
 			for _, name := range args {
 				if typ == "" || typ == "container" {
-					res, err := c.ContainerInspect(ctx, name, moby.ContainerInspectOptions{Size: size})
+					res, err := c.ContainerInspect(ctx, name, client.ContainerInspectOptions{Size: size})
 					if err == nil {
 						raws = append(raws, res.Raw)
 						continue
@@ -58,15 +56,15 @@ func inspectCmd(use, only string) *cobra.Command {
 						continue
 					}
 				}
-				var raw bytes.Buffer
-				if _, err := c.ImageInspect(ctx, name, moby.ImageInspectWithRawResponse(&raw)); err != nil {
+				raw, err := c.ImageInspectRaw(ctx, name)
+				if err != nil {
 					if cerrdefs.IsNotFound(err) {
 						err = fmt.Errorf("no such object: %s", name)
 					}
 					errs = append(errs, err)
 					continue
 				}
-				raws = append(raws, json.RawMessage(bytes.TrimSpace(raw.Bytes())))
+				raws = append(raws, raw)
 			}
 			if err := printInspect(cmd.OutOrStdout(), format, raws); err != nil {
 				return err

@@ -1,8 +1,9 @@
 package main
 
 import (
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newKillCmd) }
@@ -20,7 +21,7 @@ func newKillCmd() *cobra.Command {
 			}
 			defer c.Close()
 			return forEach(cmd, args, func(name string) error {
-				_, err := c.ContainerKill(cmd.Context(), name, moby.ContainerKillOptions{Signal: sig})
+				_, err := c.ContainerKill(cmd.Context(), name, client.ContainerKillOptions{Signal: sig})
 				return err
 			})
 		},

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -53,7 +52,7 @@ func newLoadCmd() *cobra.Command {
 			}
 			defer c.Close()
 			body, done := withProgress(in, size, "Loading")
-			res, err := c.ImageLoad(cmd.Context(), body, moby.ImageLoadWithQuiet(quiet))
+			res, err := c.ImageLoad(cmd.Context(), body, quiet)
 			done()
 			if err != nil {
 				return err

@@ -8,17 +8,16 @@ import (
 	"os"
 	"strings"
 
-	"github.com/distribution/reference"
 	dockerconfig "github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/cli/cli/config/types"
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	apiregistry "github.com/moby/moby/api/types/registry"
 
-	"github.com/fusebox/fusebox/image"
+	"github.com/fusebox/fusebox/client"
+	"github.com/fusebox/fusebox/image/imageref"
 	"github.com/fusebox/fusebox/registry/auth"
 )
 
@@ -39,27 +38,24 @@ func loadDockerConfig() (*configfile.ConfigFile, error) {
 // registryReference parses the NAME[:TAG|@DIGEST] of pull and push: with
 // --all-tags it must be a bare repository, otherwise a missing tag means
 // latest.
-func registryReference(arg string, all bool) (reference.Named, error) {
-	named, err := reference.ParseNormalizedNamed(arg)
+func registryReference(arg string, all bool) (imageref.Reference, error) {
+	named, err := imageref.ParseNormalized(arg)
 	if err != nil {
-		if _, perr := image.ParseReference(arg); perr != nil {
-			return nil, perr
-		}
-		return nil, err
+		return imageref.Reference{}, imageref.Invalid(arg, err)
 	}
-	if all && !reference.IsNameOnly(named) {
-		return nil, errors.New("tag can't be used with --all-tags/-a")
+	if all && !named.NameOnly() {
+		return imageref.Reference{}, errors.New("tag can't be used with --all-tags/-a")
 	}
 	if !all {
-		named = reference.TagNameOnly(named)
+		named = named.WithDefaultTag()
 	}
 	return named, nil
 }
 
 // authHeader is the X-Registry-Auth value for ref's registry: the stored
 // credentials, or an empty record when there are none.
-func authHeader(ref reference.Named) (string, error) {
-	return authHeaderFor(auth.ServerKey(ref))
+func authHeader(ref imageref.Reference) (string, error) {
+	return authHeaderFor(auth.ServerKey(ref.Domain))
 }
 
 // authHeaderFor is the X-Registry-Auth value for a config.json key.
@@ -126,7 +122,7 @@ func newLoginCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.RegistryLogin(cmd.Context(), moby.RegistryLoginOptions{Username: user, Password: password, ServerAddress: key})
+			res, err := c.RegistryLogin(cmd.Context(), client.RegistryLoginOptions{Username: user, Password: password, ServerAddress: key})
 			if err != nil {
 				return err
 			}

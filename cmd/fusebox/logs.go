@@ -1,8 +1,9 @@
 package main
 
 import (
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newLogsCmd) }
@@ -23,11 +24,11 @@ func newLogsCmd() *cobra.Command {
 			}
 			defer c.Close()
 			ctx := cmd.Context()
-			info, err := c.ContainerInspect(ctx, args[0], moby.ContainerInspectOptions{})
+			info, err := c.ContainerInspect(ctx, args[0], client.ContainerInspectOptions{})
 			if err != nil {
 				return err
 			}
-			rc, err := c.ContainerLogs(ctx, info.Container.ID, moby.ContainerLogsOptions{
+			rc, err := c.ContainerLogs(ctx, info.Container.ID, client.ContainerLogsOptions{
 				ShowStdout: true, ShowStderr: true, Follow: follow, Timestamps: timestamps,
 				Tail: tail, Since: since, Until: until, Details: details,
 			})

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	apinet "github.com/moby/moby/api/types/network"
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/client"
@@ -30,7 +29,7 @@ func newNetworkCmd() *cobra.Command {
 		},
 	}
 	cmd.AddCommand(newNetworkLsCmd(), newNetworkCreateCmd(), newNetworkRmCmd(), newObjectInspectCmd("NETWORK", "networks", func(ctx context.Context, c *client.Client, name string) (json.RawMessage, error) {
-		res, err := c.NetworkInspect(ctx, name, moby.NetworkInspectOptions{})
+		res, err := c.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
 		return res.Raw, err
 	}),
 		newNetworkConnectCmd(), newNetworkDisconnectCmd(), newPruneCmd(networkPrune))
@@ -64,7 +63,7 @@ func newNetworkLsCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.NetworkList(cmd.Context(), moby.NetworkListOptions{Filters: f})
+			res, err := c.NetworkList(cmd.Context(), client.NetworkListOptions{Filters: f})
 			if err != nil {
 				return err
 			}
@@ -115,7 +114,7 @@ func newNetworkCreateCmd() *cobra.Command {
 		Short: "Create a network",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o := moby.NetworkCreateOptions{Driver: driver, Internal: internal, Labels: map[string]string{}, Options: map[string]string{}}
+			o := client.NetworkCreateOptions{Driver: driver, Internal: internal, Labels: map[string]string{}, Options: map[string]string{}}
 			for _, l := range labels {
 				k, v, _ := strings.Cut(l, "=")
 				o.Labels[k] = v
@@ -181,7 +180,7 @@ func newNetworkRmCmd() *cobra.Command {
 			}
 			defer c.Close()
 			return forEach(cmd, args, func(name string) error {
-				_, err := c.NetworkRemove(cmd.Context(), name, moby.NetworkRemoveOptions{})
+				_, err := c.NetworkRemove(cmd.Context(), name, client.NetworkRemoveOptions{})
 				return err
 			})
 		},
@@ -218,7 +217,7 @@ func newNetworkConnectCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			_, err = c.NetworkConnect(cmd.Context(), args[0], moby.NetworkConnectOptions{Container: args[1], EndpointConfig: ep})
+			_, err = c.NetworkConnect(cmd.Context(), args[0], client.NetworkConnectOptions{Container: args[1], EndpointConfig: ep})
 			return err
 		},
 	}
@@ -241,7 +240,7 @@ func newNetworkDisconnectCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			_, err = c.NetworkDisconnect(cmd.Context(), args[0], moby.NetworkDisconnectOptions{Container: args[1], Force: force})
+			_, err = c.NetworkDisconnect(cmd.Context(), args[0], client.NetworkDisconnectOptions{Container: args[1], Force: force})
 			return err
 		},
 	}

@@ -10,7 +10,7 @@ import (
 	apinet "github.com/moby/moby/api/types/network"
 	"github.com/spf13/pflag"
 
-	"github.com/fusebox/fusebox/network"
+	"github.com/fusebox/fusebox/network/netspec"
 )
 
 // netOpts are the network flags of `run` and `create`.
@@ -43,7 +43,7 @@ func (o *netOpts) addFlags(fl *pflag.FlagSet) {
 // apply puts the flags into the create request, checking each value so
 // that a malformed one fails before anything is sent.
 func (o *netOpts) apply(cfg *container.Config, hc *container.HostConfig) (*apinet.NetworkingConfig, error) {
-	if _, err := network.ParseMode(o.network); err != nil {
+	if _, err := netspec.ParseMode(o.network); err != nil {
 		return nil, err
 	}
 	hc.NetworkMode = container.NetworkMode(o.network)
@@ -51,7 +51,7 @@ func (o *netOpts) apply(cfg *container.Config, hc *container.HostConfig) (*apine
 	ports := apinet.PortMap{}
 	exposed := apinet.PortSet{}
 	for _, spec := range o.publish {
-		bs, err := network.ParsePublish(spec)
+		bs, err := netspec.ParsePublish(spec)
 		if err != nil {
 			return nil, fmt.Errorf("invalid argument %q for \"-p, --publish\" flag: %w", spec, err)
 		}
@@ -75,7 +75,7 @@ func (o *netOpts) apply(cfg *container.Config, hc *container.HostConfig) (*apine
 		}
 	}
 	for _, spec := range o.expose {
-		es, err := network.ParseExpose(spec)
+		es, err := netspec.ParseExpose(spec)
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +104,7 @@ func (o *netOpts) apply(cfg *container.Config, hc *container.HostConfig) (*apine
 	}
 	hc.DNSSearch, hc.DNSOptions = o.dnsSearch, o.dnsOption
 	for _, h := range o.addHost {
-		if _, err := network.ParseExtraHost(h); err != nil {
+		if _, err := netspec.ParseExtraHost(h); err != nil {
 			return nil, err
 		}
 	}
@@ -159,18 +159,18 @@ func parseHardwareAddr(s string) (apinet.HardwareAddr, error) {
 
 // portsColumn is ps's PORTS of one container, from the API's port list.
 func portsColumn(ps []container.PortSummary) string {
-	var bs []network.PortBinding
-	var exposed []network.ExposedPort
+	var bs []netspec.PortBinding
+	var exposed []netspec.ExposedPort
 	for _, p := range ps {
 		if p.PublicPort == 0 {
-			exposed = append(exposed, network.ExposedPort{Port: p.PrivatePort, Proto: p.Type})
+			exposed = append(exposed, netspec.ExposedPort{Port: p.PrivatePort, Proto: p.Type})
 			continue
 		}
 		ip := ""
 		if p.IP.IsValid() && !p.IP.IsUnspecified() {
 			ip = p.IP.String()
 		}
-		bs = append(bs, network.PortBinding{HostIP: ip, HostPort: p.PublicPort, ContainerPort: p.PrivatePort, Proto: p.Type})
+		bs = append(bs, netspec.PortBinding{HostIP: ip, HostPort: p.PublicPort, ContainerPort: p.PrivatePort, Proto: p.Type})
 	}
-	return network.PortsColumn(bs, exposed)
+	return netspec.PortsColumn(bs, exposed)
 }

@@ -1,8 +1,9 @@
 package main
 
 import (
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newPauseCmd) }
@@ -19,7 +20,7 @@ func newPauseCmd() *cobra.Command {
 			}
 			defer c.Close()
 			return forEach(cmd, args, func(name string) error {
-				_, err := c.ContainerPause(cmd.Context(), name, moby.ContainerPauseOptions{})
+				_, err := c.ContainerPause(cmd.Context(), name, client.ContainerPauseOptions{})
 				return err
 			})
 		},

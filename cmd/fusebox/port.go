@@ -6,10 +6,10 @@ import (
 	"strconv"
 	"strings"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
-	"github.com/fusebox/fusebox/network"
+	"github.com/fusebox/fusebox/client"
+	"github.com/fusebox/fusebox/network/netspec"
 )
 
 func init() { register(newPortCmd) }
@@ -27,11 +27,11 @@ func newPortCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.ContainerInspect(cmd.Context(), args[0], moby.ContainerInspectOptions{})
+			res, err := c.ContainerInspect(cmd.Context(), args[0], client.ContainerInspectOptions{})
 			if err != nil {
 				return err
 			}
-			var bindings []network.PortBinding
+			var bindings []netspec.PortBinding
 			if ns := res.Container.NetworkSettings; ns != nil {
 				for p, bs := range ns.Ports {
 					for _, b := range bs {
@@ -40,7 +40,7 @@ func newPortCmd() *cobra.Command {
 						if b.HostIP.IsValid() && !b.HostIP.IsUnspecified() {
 							ip = b.HostIP.String()
 						}
-						bindings = append(bindings, network.PortBinding{HostIP: ip, HostPort: uint16(hp), ContainerPort: p.Num(), Proto: string(p.Proto())})
+						bindings = append(bindings, netspec.PortBinding{HostIP: ip, HostPort: uint16(hp), ContainerPort: p.Num(), Proto: string(p.Proto())})
 					}
 				}
 			}
@@ -48,8 +48,8 @@ func newPortCmd() *cobra.Command {
 			if len(args) == 2 {
 				filter = args[1]
 			}
-			lines, err := network.PortLines(bindings, filter)
-			if errors.Is(err, network.ErrNoPublicPort) {
+			lines, err := netspec.PortLines(bindings, filter)
+			if errors.Is(err, netspec.ErrNoPublicPort) {
 				if !strings.Contains(filter, "/") {
 					filter += "/tcp"
 				}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"strings"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/client"
@@ -25,7 +24,7 @@ type pruneVerb struct {
 	// question is asked without -f; allQuestion instead with --all.
 	question, allQuestion string
 	// prune asks the daemon to prune and returns what it removed.
-	prune func(ctx context.Context, c *client.Client, all bool, f moby.Filters) (pruned, error)
+	prune func(ctx context.Context, c *client.Client, all bool, f client.Filters) (pruned, error)
 }
 
 // pruned is a prune's report: the kind ("Containers"), a line per object
@@ -41,8 +40,8 @@ var (
 		short:      "Remove all stopped containers",
 		filterHelp: `Provide filter values (e.g. "until=<timestamp>")`,
 		question:   "WARNING! This will remove all stopped containers.",
-		prune: func(ctx context.Context, c *client.Client, _ bool, f moby.Filters) (pruned, error) {
-			res, err := c.ContainerPrune(ctx, moby.ContainerPruneOptions{Filters: f})
+		prune: func(ctx context.Context, c *client.Client, _ bool, f client.Filters) (pruned, error) {
+			res, err := c.ContainerPrune(ctx, client.ContainerPruneOptions{Filters: f})
 			return pruned{"Containers", res.Report.ContainersDeleted, &res.Report.SpaceReclaimed}, err
 		},
 	}
@@ -51,11 +50,11 @@ var (
 		allHelp:     "Remove all unused images, not just dangling ones",
 		question:    "WARNING! This will remove all dangling images.",
 		allQuestion: "WARNING! This will remove all images without at least one container associated to them.",
-		prune: func(ctx context.Context, c *client.Client, all bool, f moby.Filters) (pruned, error) {
+		prune: func(ctx context.Context, c *client.Client, all bool, f client.Filters) (pruned, error) {
 			if all {
 				f.Add("dangling", "false")
 			}
-			res, err := c.ImagePrune(ctx, moby.ImagePruneOptions{Filters: f})
+			res, err := c.ImagePrune(ctx, client.ImagePruneOptions{Filters: f})
 			var lines []string
 			for _, d := range res.Report.ImagesDeleted {
 				if d.Untagged != "" {
@@ -72,8 +71,8 @@ var (
 		short:      "Remove all unused networks",
 		filterHelp: "Provide filter values (e.g. 'label=<key>=<value>')",
 		question:   "WARNING! This will remove all custom networks not used by at least one container.",
-		prune: func(ctx context.Context, c *client.Client, _ bool, f moby.Filters) (pruned, error) {
-			res, err := c.NetworkPrune(ctx, moby.NetworkPruneOptions{Filters: f})
+		prune: func(ctx context.Context, c *client.Client, _ bool, f client.Filters) (pruned, error) {
+			res, err := c.NetworkPrune(ctx, client.NetworkPruneOptions{Filters: f})
 			return pruned{"Networks", res.Report.NetworksDeleted, nil}, err
 		},
 	}
@@ -83,8 +82,8 @@ var (
 		allHelp:     "Remove all unused volumes, not just anonymous ones",
 		question:    "WARNING! This will remove anonymous local volumes not used by at least one container.",
 		allQuestion: "WARNING! This will remove all local volumes not used by at least one container.",
-		prune: func(ctx context.Context, c *client.Client, all bool, f moby.Filters) (pruned, error) {
-			res, err := c.VolumePrune(ctx, moby.VolumePruneOptions{All: all, Filters: f})
+		prune: func(ctx context.Context, c *client.Client, all bool, f client.Filters) (pruned, error) {
+			res, err := c.VolumePrune(ctx, client.VolumePruneOptions{All: all, Filters: f})
 			return pruned{"Volumes", res.Report.VolumesDeleted, &res.Report.SpaceReclaimed}, err
 		},
 	}

@@ -6,9 +6,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
@@ -46,7 +46,7 @@ func containerListCmd(use string) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.ContainerList(cmd.Context(), moby.ContainerListOptions{All: all, Limit: limit, Size: size, Filters: f})
+			res, err := c.ContainerList(cmd.Context(), client.ContainerListOptions{All: all, Limit: limit, Size: size, Filters: f})
 			if err != nil {
 				return err
 			}

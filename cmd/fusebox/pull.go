@@ -3,20 +3,20 @@ package main
 import (
 	"fmt"
 
-	moby "github.com/moby/moby/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/fusebox/fusebox/image"
+	"github.com/fusebox/fusebox/client"
+	"github.com/fusebox/fusebox/image/platform"
 )
 
 func init() { register(newPullCmd) }
 
 func newPullCmd() *cobra.Command {
 	var (
-		all      bool
-		quiet    bool
-		platform string
+		all          bool
+		quiet        bool
+		platformFlag string
 	)
 	cmd := &cobra.Command{
 		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
@@ -27,9 +27,9 @@ func newPullCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := moby.ImagePullOptions{All: all}
-			if platform != "" {
-				p, err := image.ParsePlatform(platform)
+			opts := client.ImagePullOptions{All: all}
+			if platformFlag != "" {
+				p, err := platform.Parse(platformFlag)
 				if err != nil {
 					return err
 				}
@@ -58,6 +58,6 @@ func newPullCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.BoolVarP(&all, "all-tags", "a", false, "Download all tagged images in the repository")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "Suppress verbose output")
-	fl.StringVar(&platform, "platform", "", "Set platform if server is multi-platform capable (os/arch[/variant])")
+	fl.StringVar(&platformFlag, "platform", "", "Set platform if server is multi-platform capable (os/arch[/variant])")
 	return cmd
 }

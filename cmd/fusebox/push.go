@@ -3,9 +3,9 @@ package main
 import (
 	"errors"
 
-	"github.com/distribution/reference"
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newPushCmd) }
@@ -24,10 +24,10 @@ func newPushCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, ok := named.(reference.Digested); ok {
+			if named.Digest != "" {
 				return errors.New("cannot push a digest reference")
 			}
-			opts := moby.ImagePushOptions{All: all}
+			opts := client.ImagePushOptions{All: all}
 			if opts.RegistryAuth, err = authHeader(named); err != nil {
 				return err
 			}

@@ -1,8 +1,9 @@
 package main
 
 import (
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newRenameCmd) }
@@ -18,7 +19,7 @@ func newRenameCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			_, err = c.ContainerRename(cmd.Context(), args[0], moby.ContainerRenameOptions{NewName: args[1]})
+			_, err = c.ContainerRename(cmd.Context(), args[0], client.ContainerRenameOptions{NewName: args[1]})
 			return err
 		},
 	}

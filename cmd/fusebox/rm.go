@@ -1,8 +1,9 @@
 package main
 
 import (
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newRmCmd) }
@@ -22,7 +23,7 @@ func containerRemoveCmd(use string) *cobra.Command {
 			}
 			defer c.Close()
 			return forEach(cmd, args, func(name string) error {
-				_, err := c.ContainerRemove(cmd.Context(), name, moby.ContainerRemoveOptions{Force: force, RemoveVolumes: volumes})
+				_, err := c.ContainerRemove(cmd.Context(), name, client.ContainerRemoveOptions{Force: force, RemoveVolumes: volumes})
 				return err
 			})
 		},

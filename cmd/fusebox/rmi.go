@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newRmiCmd) }
@@ -26,7 +27,7 @@ func imageRemoveCmd(use string) *cobra.Command {
 			defer c.Close()
 			var errs []error
 			for _, name := range args {
-				res, err := c.ImageRemove(cmd.Context(), name, moby.ImageRemoveOptions{Force: force, PruneChildren: !noPrune})
+				res, err := c.ImageRemove(cmd.Context(), name, client.ImageRemoveOptions{Force: force, PruneChildren: !noPrune})
 				if err != nil {
 					errs = append(errs, err)
 					continue

@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/client"
@@ -111,8 +110,8 @@ func (e *statusError) Error() string {
 func (e *statusError) Unwrap() error { return e.err }
 
 // parseFilterFlags reads -f/--filter KEY=VALUE flags into the API's filters.
-func parseFilterFlags(filters []string) (moby.Filters, error) {
-	f := moby.Filters{}
+func parseFilterFlags(filters []string) (client.Filters, error) {
+	f := client.Filters{}
 	for _, kv := range filters {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -126,7 +125,7 @@ func parseFilterFlags(filters []string) (moby.Filters, error) {
 // listFilters reads a list verb's -f flags and checks its --format
 // template ("table …" included) before anything is asked of the daemon;
 // with -q the template is not used, so not checked.
-func listFilters(filters []string, format string, quiet bool) (moby.Filters, error) {
+func listFilters(filters []string, format string, quiet bool) (client.Filters, error) {
 	if format != "" && !quiet {
 		if _, err := formatter.Parse(strings.TrimPrefix(format, "table")); err != nil {
 			return nil, err

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/client"
@@ -60,7 +59,7 @@ func newRunCmd() *cobra.Command {
 				return &statusError{code: 125, err: err}
 			}
 			if detach {
-				if _, err := c.ContainerStart(ctx, id, moby.ContainerStartOptions{}); err != nil {
+				if _, err := c.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 					return startExitStatus(err)
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), id)
@@ -128,11 +127,11 @@ func runAttached(ctx context.Context, c *client.Client, t *terminal, id string, 
 	}
 	waitCtx, cancelWait := context.WithCancel(ctx)
 	defer cancelWait()
-	wait := c.ContainerWait(waitCtx, id, moby.ContainerWaitOptions{Condition: cond})
+	wait := c.ContainerWait(waitCtx, id, client.ContainerWaitOptions{Condition: cond})
 
-	var resp *moby.HijackedResponse
+	var resp *client.HijackedResponse
 	if cfg.AttachStdin || cfg.AttachStdout || cfg.AttachStderr {
-		r, err := c.ContainerAttach(ctx, id, moby.ContainerAttachOptions{
+		r, err := c.ContainerAttach(ctx, id, client.ContainerAttachOptions{
 			Stream: true, Stdin: cfg.AttachStdin, Stdout: cfg.AttachStdout, Stderr: cfg.AttachStderr,
 			DetachKeys: how.detachKeys,
 		})
@@ -148,11 +147,11 @@ func runAttached(ctx context.Context, c *client.Client, t *terminal, id string, 
 	}
 	defer restore()
 	if how.start {
-		if _, err := c.ContainerStart(ctx, id, moby.ContainerStartOptions{}); err != nil {
+		if _, err := c.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 			restore()
 			if how.rm {
 				// Docker removes an --rm container whose start failed.
-				_, _ = c.ContainerRemove(context.WithoutCancel(ctx), id, moby.ContainerRemoveOptions{Force: true})
+				_, _ = c.ContainerRemove(context.WithoutCancel(ctx), id, client.ContainerRemoveOptions{Force: true})
 			}
 			return startExitStatus(err)
 		}
@@ -161,11 +160,11 @@ func runAttached(ctx context.Context, c *client.Client, t *terminal, id string, 
 	defer stop()
 	if cfg.Tty {
 		t.watchResize(sctx, func(h, w uint) {
-			_, _ = c.ContainerResize(sctx, id, moby.ContainerResizeOptions{Height: h, Width: w})
+			_, _ = c.ContainerResize(sctx, id, client.ContainerResizeOptions{Height: h, Width: w})
 		})
 	}
 	if how.sigProxy {
-		proxySignals(sctx, c.Client, id)
+		proxySignals(sctx, c, id)
 	}
 	if resp != nil {
 		var stdin io.Reader

@@ -4,9 +4,9 @@ import (
 	"strconv"
 	"strings"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
 	"github.com/fusebox/fusebox/registry/auth"
 )
@@ -55,7 +55,7 @@ func newSearchCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.ImageSearch(cmd.Context(), args[0], moby.ImageSearchOptions{Limit: limit, Filters: f, RegistryAuth: auth})
+			res, err := c.ImageSearch(cmd.Context(), args[0], client.ImageSearchOptions{Limit: limit, Filters: f, RegistryAuth: auth})
 			if err != nil {
 				return err
 			}

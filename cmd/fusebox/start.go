@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newStartCmd) }
@@ -30,7 +31,7 @@ func newStartCmd() *cobra.Command {
 				if len(args) > 1 {
 					return errors.New("you cannot start and attach multiple containers at once")
 				}
-				res, err := c.ContainerInspect(ctx, args[0], moby.ContainerInspectOptions{})
+				res, err := c.ContainerInspect(ctx, args[0], client.ContainerInspectOptions{})
 				if err != nil {
 					return err
 				}
@@ -43,7 +44,7 @@ func newStartCmd() *cobra.Command {
 				})
 			}
 			return forEach(cmd, args, func(name string) error {
-				_, err := c.ContainerStart(ctx, name, moby.ContainerStartOptions{})
+				_, err := c.ContainerStart(ctx, name, client.ContainerStartOptions{})
 				return err
 			})
 		},

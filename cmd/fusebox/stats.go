@@ -16,7 +16,6 @@ import (
 
 	units "github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -174,7 +173,7 @@ func (f *statsFeed) follow(ctx context.Context, c *client.Client, stream bool) {
 	var once sync.Once
 	done := func() { once.Do(func() { close(f.first) }) }
 	defer done()
-	res, err := c.ContainerStats(ctx, f.key, moby.ContainerStatsOptions{Stream: stream, IncludePreviousSample: !stream})
+	res, err := c.ContainerStats(ctx, f.key, client.ContainerStatsOptions{Stream: stream, IncludePreviousSample: !stream})
 	if err != nil {
 		f.fail(ctx, err)
 		return
@@ -362,7 +361,7 @@ func (s *statsRun) interrupted(ctx context.Context, err error) error {
 // match: polling the list each redraw stands in for Docker's event watch,
 // and costs one request a second.
 func (s *statsRun) refresh(ctx context.Context) error {
-	res, err := s.c.ContainerList(ctx, moby.ContainerListOptions{All: s.all})
+	res, err := s.c.ContainerList(ctx, client.ContainerListOptions{All: s.all})
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/client"
@@ -17,7 +16,7 @@ func init() {
 func newStopCmd() *cobra.Command {
 	return newStopSignalCmd("stop", "Stop one or more running containers",
 		func(ctx context.Context, c *client.Client, name, sig string, timeout *int) error {
-			_, err := c.ContainerStop(ctx, name, moby.ContainerStopOptions{Signal: sig, Timeout: timeout})
+			_, err := c.ContainerStop(ctx, name, client.ContainerStopOptions{Signal: sig, Timeout: timeout})
 			return err
 		})
 }
@@ -25,7 +24,7 @@ func newStopCmd() *cobra.Command {
 func newRestartCmd() *cobra.Command {
 	return newStopSignalCmd("restart", "Restart one or more containers",
 		func(ctx context.Context, c *client.Client, name, sig string, timeout *int) error {
-			_, err := c.ContainerRestart(ctx, name, moby.ContainerRestartOptions{Signal: sig, Timeout: timeout})
+			_, err := c.ContainerRestart(ctx, name, client.ContainerRestartOptions{Signal: sig, Timeout: timeout})
 			return err
 		})
 }

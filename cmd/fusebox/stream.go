@@ -10,10 +10,10 @@ import (
 	"syscall"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
-	moby "github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/detachkeys"
 )
 
@@ -91,7 +91,7 @@ func (t *terminal) watchResize(ctx context.Context, resize func(h, w uint)) {
 // terminal until the output ends. With a tty the output is raw; otherwise
 // it is Docker's multiplexed stream. It returns detachkeys.ErrDetached when the user
 // typed the detach keys.
-func pump(resp *moby.HijackedResponse, tty bool, stdin io.Reader, stdout, stderr io.Writer, detachKeys string) error {
+func pump(resp *client.HijackedResponse, tty bool, stdin io.Reader, stdout, stderr io.Writer, detachKeys string) error {
 	outDone := make(chan error, 1)
 	go func() {
 		var err error
@@ -131,7 +131,7 @@ func pump(resp *moby.HijackedResponse, tty bool, stdin io.Reader, stdout, stderr
 
 // proxySignals forwards the signals this process gets to the container
 // (--sig-proxy) until ctx ends.
-func proxySignals(ctx context.Context, c *moby.Client, id string) {
+func proxySignals(ctx context.Context, c *client.Client, id string) {
 	ch := make(chan os.Signal, 8)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	go func() {
@@ -142,7 +142,7 @@ func proxySignals(ctx context.Context, c *moby.Client, id string) {
 				return
 			case s := <-ch:
 				sig := s.(syscall.Signal)
-				_, _ = c.ContainerKill(context.Background(), id, moby.ContainerKillOptions{Signal: signalName(sig)})
+				_, _ = c.ContainerKill(context.Background(), id, client.ContainerKillOptions{Signal: signalName(sig)})
 			}
 		}
 	}()

@@ -3,9 +3,9 @@ package main
 import (
 	"fmt"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
@@ -41,7 +41,7 @@ func newSystemDFCmd() *cobra.Command {
 			}
 			defer c.Close()
 			ctx := cmd.Context()
-			du, err := c.DiskUsage(ctx, moby.DiskUsageOptions{Images: true, Containers: true, Volumes: true, BuildCache: true})
+			du, err := c.DiskUsage(ctx, client.DiskUsageOptions{Images: true, Containers: true, Volumes: true, BuildCache: true})
 			if err != nil {
 				return err
 			}

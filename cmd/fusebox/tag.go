@@ -1,8 +1,9 @@
 package main
 
 import (
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newTagCmd) }
@@ -18,7 +19,7 @@ func newTagCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			_, err = c.ImageTag(cmd.Context(), moby.ImageTagOptions{Source: args[0], Target: args[1]})
+			_, err = c.ImageTag(cmd.Context(), client.ImageTagOptions{Source: args[0], Target: args[1]})
 			return err
 		},
 	}

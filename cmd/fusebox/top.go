@@ -5,8 +5,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newTopCmd) }
@@ -22,7 +23,7 @@ func newTopCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.ContainerTop(cmd.Context(), args[0], moby.ContainerTopOptions{Arguments: args[1:]})
+			res, err := c.ContainerTop(cmd.Context(), args[0], client.ContainerTopOptions{Arguments: args[1:]})
 			if err != nil {
 				return err
 			}

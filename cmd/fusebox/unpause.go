@@ -1,8 +1,9 @@
 package main
 
 import (
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newUnpauseCmd) }
@@ -19,7 +20,7 @@ func newUnpauseCmd() *cobra.Command {
 			}
 			defer c.Close()
 			return forEach(cmd, args, func(name string) error {
-				_, err := c.ContainerUnpause(cmd.Context(), name, moby.ContainerUnpauseOptions{})
+				_, err := c.ContainerUnpause(cmd.Context(), name, client.ContainerUnpauseOptions{})
 				return err
 			})
 		},

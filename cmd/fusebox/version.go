@@ -5,10 +5,10 @@ import (
 	"text/template"
 
 	"github.com/moby/moby/api/types/system"
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/api"
+	"github.com/fusebox/fusebox/client"
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
@@ -62,7 +62,7 @@ func newVersionCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			sv, err := c.ServerVersion(cmd.Context(), moby.ServerVersionOptions{})
+			sv, err := c.ServerVersion(cmd.Context(), client.ServerVersionOptions{})
 			if err != nil {
 				return err
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fusebox/fusebox/client"
@@ -24,7 +23,7 @@ func newVolumeCmd() *cobra.Command {
 		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newVolumeCreateCmd(), newVolumeListCmd(), newVolumeRemoveCmd(), newObjectInspectCmd("VOLUME", "volumes", func(ctx context.Context, c *client.Client, name string) (json.RawMessage, error) {
-		res, err := c.VolumeInspect(ctx, name, moby.VolumeInspectOptions{})
+		res, err := c.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
 		if err != nil {
 			return nil, err
 		}
@@ -73,7 +72,7 @@ func newVolumeCreateCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.VolumeCreate(cmd.Context(), moby.VolumeCreateOptions{Name: name, Driver: driver, Labels: l, DriverOpts: o})
+			res, err := c.VolumeCreate(cmd.Context(), client.VolumeCreateOptions{Name: name, Driver: driver, Labels: l, DriverOpts: o})
 			if err != nil {
 				return err
 			}
@@ -113,7 +112,7 @@ func newVolumeListCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			res, err := c.VolumeList(cmd.Context(), moby.VolumeListOptions{Filters: f})
+			res, err := c.VolumeList(cmd.Context(), client.VolumeListOptions{Filters: f})
 			if err != nil {
 				return err
 			}
@@ -161,7 +160,7 @@ func newVolumeRemoveCmd() *cobra.Command {
 			}
 			defer c.Close()
 			return forEach(cmd, args, func(name string) error {
-				_, err := c.VolumeRemove(cmd.Context(), name, moby.VolumeRemoveOptions{Force: force})
+				_, err := c.VolumeRemove(cmd.Context(), name, client.VolumeRemoveOptions{Force: force})
 				return err
 			})
 		},

@@ -4,8 +4,9 @@ import (
 	"fmt"
 
 	"github.com/moby/moby/api/types/container"
-	moby "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/fusebox/fusebox/client"
 )
 
 func init() { register(newWaitCmd) }
@@ -23,7 +24,7 @@ func newWaitCmd() *cobra.Command {
 			defer c.Close()
 			var failed bool
 			for _, name := range args {
-				w := c.ContainerWait(cmd.Context(), name, moby.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+				w := c.ContainerWait(cmd.Context(), name, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
 				select {
 				case res := <-w.Result:
 					fmt.Fprintln(cmd.OutOrStdout(), res.StatusCode)

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/registry"
 )
 
@@ -23,11 +22,12 @@ const DockerHub = "docker.io"
 // credentials under.
 const IndexServer = "https://index.docker.io/v1/"
 
-// ServerKey is the config.json key credentials for ref's registry are kept
-// under: IndexServer for Docker Hub, the host otherwise. It is what the
-// docker CLI uses, so both tools find each other's logins.
-func ServerKey(ref reference.Named) string {
-	d := reference.Domain(ref)
+// ServerKey is the config.json key credentials for the registry at domain
+// (a normalised reference's domain) are kept under: IndexServer for Docker
+// Hub, the host otherwise. It is what the docker CLI uses, so both tools
+// find each other's logins.
+func ServerKey(domain string) string {
+	d := domain
 	if d == DockerHub {
 		return IndexServer
 	}

@@ -1,4 +1,4 @@
-package network
+package netspec
 
 import (
 	"errors"
@@ -21,7 +21,9 @@ type portError struct{ msg string }
 func (e *portError) Error() string        { return e.msg }
 func (e *portError) Is(target error) bool { return target == ErrInvalidPort }
 
-func portErrorf(format string, args ...any) error {
+// InvalidPortf is an error worded by format, as Docker words the same
+// mistake, that errors.Is reports as ErrInvalidPort.
+func InvalidPortf(format string, args ...any) error {
 	return &portError{msg: fmt.Sprintf(format, args...)}
 }
 
@@ -68,28 +70,28 @@ func ParsePublish(spec string) ([]PortBinding, error) {
 	ip, hostPart, ctrPart := splitPublish(spec)
 	ctrPort, proto, _ := strings.Cut(ctrPart, "/")
 	if ctrPort == "" {
-		return nil, portErrorf("no port specified: %s<empty>", spec)
+		return nil, InvalidPortf("no port specified: %s<empty>", spec)
 	}
 	if proto == "" {
 		proto = "tcp"
 	}
 	proto = strings.ToLower(proto)
 	if proto != "tcp" && proto != "udp" {
-		return nil, portErrorf("invalid proto: %s", proto)
+		return nil, InvalidPortf("invalid proto: %s", proto)
 	}
 	if strings.HasPrefix(ip, "[") {
 		if !strings.HasSuffix(ip, "]") {
-			return nil, portErrorf("invalid IP address %s", ip)
+			return nil, InvalidPortf("invalid IP address %s", ip)
 		}
 		ip = ip[1 : len(ip)-1]
 	}
 	if ip != "" {
 		a, err := netip.ParseAddr(ip)
 		if err != nil {
-			return nil, portErrorf("invalid IP address: %s", ip)
+			return nil, InvalidPortf("invalid IP address: %s", ip)
 		}
 		if !a.Is4() {
-			return nil, portErrorf("invalid IP address: %s (only IPv4 is published)", ip)
+			return nil, InvalidPortf("invalid IP address: %s (only IPv4 is published)", ip)
 		}
 		if a.IsUnspecified() {
 			ip = ""
@@ -97,16 +99,16 @@ func ParsePublish(spec string) ([]PortBinding, error) {
 	}
 	cStart, cEnd, err := parsePortRange(ctrPort)
 	if err != nil || cStart == 0 {
-		return nil, portErrorf("invalid containerPort: %s", ctrPort)
+		return nil, InvalidPortf("invalid containerPort: %s", ctrPort)
 	}
 	var hStart, hEnd int
 	if hostPart != "" {
 		hStart, hEnd, err = parsePortRange(hostPart)
 		if err != nil {
-			return nil, portErrorf("invalid hostPort: %s", hostPart)
+			return nil, InvalidPortf("invalid hostPort: %s", hostPart)
 		}
 		if cEnd-cStart != hEnd-hStart && cEnd != cStart {
-			return nil, portErrorf("invalid ranges specified for container and host Ports: %s and %s", ctrPort, hostPart)
+			return nil, InvalidPortf("invalid ranges specified for container and host Ports: %s and %s", ctrPort, hostPart)
 		}
 	}
 	n := cEnd - cStart + 1
@@ -195,11 +197,11 @@ func ParseExpose(spec string) ([]ExposedPort, error) {
 	}
 	proto = strings.ToLower(proto)
 	if proto != "tcp" && proto != "udp" {
-		return nil, portErrorf("invalid proto: %s", proto)
+		return nil, InvalidPortf("invalid proto: %s", proto)
 	}
 	start, end, err := parsePortRange(port)
 	if err != nil || start == 0 {
-		return nil, portErrorf("invalid range format for --expose: %s", spec)
+		return nil, InvalidPortf("invalid range format for --expose: %s", spec)
 	}
 	out := make([]ExposedPort, 0, end-start+1)
 	for p := start; p <= end; p++ {
@@ -258,7 +260,7 @@ func PortLines(bindings []PortBinding, filter string) ([]string, error) {
 		}
 		n, err := strconv.Atoi(port)
 		if err != nil || n <= 0 || n > 65535 {
-			return nil, portErrorf("invalid port: %s", filter)
+			return nil, InvalidPortf("invalid port: %s", filter)
 		}
 		want = strconv.Itoa(n) + "/" + strings.ToLower(proto)
 	}

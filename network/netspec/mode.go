@@ -1,4 +1,4 @@
-package network
+package netspec
 
 import (
 	"errors"
@@ -53,7 +53,7 @@ func ParseMode(s string) (Mode, error) {
 	case strings.HasPrefix(s, "container"):
 		return Mode{}, fmt.Errorf("invalid container format container:<name|id>: %w", ErrInvalidMode)
 	}
-	if !validName(s) {
+	if !ValidName(s) {
 		return Mode{}, fmt.Errorf("invalid network name %q: %w", s, ErrInvalidMode)
 	}
 	return Mode{Kind: KindBridge, Network: s}, nil
@@ -74,10 +74,10 @@ func (m Mode) String() string {
 	}
 }
 
-// validName is the rule CNI puts on network names and container ids (they
+// ValidName is the rule CNI puts on network names and container ids (they
 // become file names and iptables comments): a letter or digit, then letters,
 // digits, '_', '.', '-'.
-func validName(s string) bool {
+func ValidName(s string) bool {
 	if s == "" || len(s) > 128 {
 		return false
 	}

@@ -29,19 +29,22 @@ type Client struct {
 	// Started reports whether Connect had to start the daemon.
 	Started bool
 
-	sock string
-	tr   *http.Transport
-	http *http.Client
+	sock  string
+	first *firstConn
+	tr    *http.Transport
+	http  *http.Client
 }
 
 // newClient returns a client for the socket sock; it dials nothing yet.
 func newClient(host, sock string) *Client {
-	tr := newTransport(sock)
-	return &Client{Host: host, sock: sock, tr: tr, http: &http.Client{Transport: tr}}
+	first := &firstConn{}
+	tr := newTransport(sock, first)
+	return &Client{Host: host, sock: sock, first: first, tr: tr, http: &http.Client{Transport: tr}}
 }
 
-// Close closes the client's idle connection.
+// Close closes the client's idle connections.
 func (c *Client) Close() error {
+	c.first.close()
 	c.tr.CloseIdleConnections()
 	return nil
 }
@@ -84,7 +87,9 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	// a fusebox daemon, and negotiating would cost every command a /_ping
 	// round trip before its first request.
 	cl := newClient(opts.Host, sock)
-	if listening(sock) {
+	if conn, err := net.DialTimeout("unix", sock, 2*time.Second); err == nil {
+		// The daemon listens; this connection carries the first request.
+		cl.first.hold(conn)
 		return cl, nil
 	}
 	if opts.NoStart {
@@ -95,16 +100,6 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	}
 	cl.Started = true
 	return cl, nil
-}
-
-// listening reports whether something accepts connections on sock.
-func listening(sock string) bool {
-	conn, err := net.DialTimeout("unix", sock, 2*time.Second)
-	if err != nil {
-		return false
-	}
-	conn.Close()
-	return true
 }
 
 // Start launches `fusebox --root R -H H daemon` detached from the caller

@@ -39,8 +39,7 @@ func (c *Client) hijack(ctx context.Context, r request) (HijackedResponse, error
 	}
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "tcp")
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.sock)
+	conn, err := c.first.dial(ctx, c.sock)
 	if err != nil {
 		return HijackedResponse{}, fmt.Errorf("cannot connect to the fusebox daemon at %s: %w", c.Host, err)
 	}

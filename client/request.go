@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 
@@ -35,17 +37,54 @@ type request struct {
 	unversioned bool
 }
 
-// newTransport dials the daemon's unix socket for every connection; the
-// host part of request URLs is ignored.
-func newTransport(sock string) *http.Transport {
+// newTransport dials the daemon's unix socket for every connection,
+// starting with the one first holds, if any; the host part of request URLs
+// is ignored.
+func newTransport(sock string, first *firstConn) *http.Transport {
 	return &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
+			return first.dial(ctx, sock)
 		},
 		// The CLI makes a few calls and exits: one idle connection is
 		// enough to reuse between them.
 		MaxIdleConns: 1,
+	}
+}
+
+// firstConn holds the connection Connect made to see whether the daemon
+// listens, for the first request to use rather than connect again: a
+// round trip less on every command.
+type firstConn struct{ held atomic.Pointer[heldConn] }
+
+type heldConn struct {
+	conn net.Conn
+	at   time.Time
+}
+
+// firstConnFresh bounds how long a held connection is used: the daemon
+// drops a connection that sent no request for 30 s (ReadHeaderTimeout),
+// and a command may wait on its user before its first request (login).
+const firstConnFresh = 5 * time.Second
+
+func (f *firstConn) hold(c net.Conn) { f.held.Store(&heldConn{conn: c, at: time.Now()}) }
+
+// dial returns the held connection once, while fresh, then new ones to
+// sock.
+func (f *firstConn) dial(ctx context.Context, sock string) (net.Conn, error) {
+	if h := f.held.Swap(nil); h != nil {
+		if time.Since(h.at) < firstConnFresh {
+			return h.conn, nil
+		}
+		_ = h.conn.Close()
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "unix", sock)
+}
+
+// close closes the held connection, if it was never used.
+func (f *firstConn) close() {
+	if h := f.held.Swap(nil); h != nil {
+		_ = h.conn.Close()
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newAttachCmd) }
+func init() { register("attach", newAttachCmd) }
 
 func newAttachCmd() *cobra.Command {
 	var (

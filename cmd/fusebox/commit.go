@@ -12,7 +12,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newCommitCmd) }
+func init() { register("commit", newCommitCmd) }
 
 // newCommitCmd is `commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]`: a new
 // image of the container's image and its changes; it prints the image ID.
@@ -66,7 +66,7 @@ func newCommitCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVarP(&message, "message", "m", "", "Commit message")
 	fl.StringVarP(&author, "author", "a", "", `Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")`)
-	fl.StringArrayVarP(&changes, "change", "c", nil, "Apply Dockerfile instruction to the created image")
+	listVarP(fl, &changes, "change", "c", "Apply Dockerfile instruction to the created image")
 	fl.BoolVarP(&pause, "pause", "p", true, "Pause container during commit")
 	return cmd
 }

@@ -4,7 +4,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newContainerCmd) }
+func init() { register("container", newContainerCmd) }
 
 // newContainerCmd is the `container` group: Docker's management command
 // names for the container verbs, plus ls and prune.

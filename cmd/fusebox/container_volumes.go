@@ -18,10 +18,10 @@ type mountOpts struct {
 }
 
 func (o *mountOpts) addFlags(fl *pflag.FlagSet) {
-	fl.StringArrayVarP(&o.volumes, "volume", "v", nil, "Bind mount a volume")
-	fl.StringArrayVar(&o.mounts, "mount", nil, "Attach a filesystem mount to the container")
-	fl.StringArrayVar(&o.tmpfs, "tmpfs", nil, "Mount a tmpfs directory")
-	fl.StringArrayVar(&o.volumesFrom, "volumes-from", nil, "Mount volumes from the specified container(s)")
+	listVarP(fl, &o.volumes, "volume", "v", "Bind mount a volume")
+	listVarP(fl, &o.mounts, "mount", "", "Attach a filesystem mount to the container")
+	listVarP(fl, &o.tmpfs, "tmpfs", "", "Mount a tmpfs directory")
+	listVarP(fl, &o.volumesFrom, "volumes-from", "", "Mount volumes from the specified container(s)")
 }
 
 // apply puts the flags into the create request as the docker CLI does: a

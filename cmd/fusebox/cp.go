@@ -18,7 +18,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newCpCmd) }
+func init() { register("cp", newCpCmd) }
 
 // cpOptions are cp's flags.
 type cpOptions struct {

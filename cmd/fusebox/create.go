@@ -16,7 +16,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newCreateCmd) }
+func init() { register("create", newCreateCmd) }
 
 func newCreateCmd() *cobra.Command {
 	var o containerOpts

@@ -8,7 +8,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newDiffCmd) }
+func init() { register("diff", newDiffCmd) }
 
 // newDiffCmd is `diff CONTAINER` (also `container diff`): the paths the
 // container added (A), changed (C) and deleted (D), from its journal.

@@ -17,8 +17,8 @@ import (
 const EngineBinary = "fuseboxd"
 
 func init() {
-	register(engineCmd("daemon", "Run the fusebox daemon in the foreground"))
-	register(engineCmd("bench", "Measure layer I/O side by side with kernel overlayfs and fuse-overlayfs"))
+	register("daemon", engineCmd("daemon", "Run the fusebox daemon in the foreground"))
+	register("bench", engineCmd("bench", "Measure layer I/O side by side with kernel overlayfs and fuse-overlayfs"))
 }
 
 // engineCmd is a verb the engine binary runs: the CLI replaces itself with

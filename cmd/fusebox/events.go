@@ -12,7 +12,7 @@ import (
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
-func init() { register(newEventsCmd) }
+func init() { register("events", newEventsCmd) }
 
 func newEventsCmd() *cobra.Command {
 	var (
@@ -70,6 +70,6 @@ func newEventsCmd() *cobra.Command {
 	fl.StringVar(&since, "since", "", "Show all events created since timestamp")
 	fl.StringVar(&until, "until", "", "Stream events until this timestamp")
 	fl.StringVar(&format, "format", "", "Format the output using the given Go template")
-	fl.StringArrayVarP(&filters, "filter", "f", nil, "Filter output based on conditions provided")
+	listVarP(fl, &filters, "filter", "f", "Filter output based on conditions provided")
 	return cmd
 }

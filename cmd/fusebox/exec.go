@@ -11,7 +11,7 @@ import (
 	"github.com/fusebox/fusebox/internal/detachkeys"
 )
 
-func init() { register(newExecCmd) }
+func init() { register("exec", newExecCmd) }
 
 func newExecCmd() *cobra.Command {
 	var (
@@ -104,7 +104,7 @@ func newExecCmd() *cobra.Command {
 	fl.StringVarP(&user, "user", "u", "", "Username or UID (format: \"<name|uid>[:<group|gid>]\")")
 	fl.StringVarP(&workdir, "workdir", "w", "", "Working directory inside the container")
 	fl.StringVar(&detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
-	fl.StringArrayVarP(&env, "env", "e", nil, "Set environment variables")
-	fl.StringArrayVar(&envFile, "env-file", nil, "Read in a file of environment variables")
+	listVarP(fl, &env, "env", "e", "Set environment variables")
+	listVarP(fl, &envFile, "env-file", "", "Read in a file of environment variables")
 	return cmd
 }

@@ -6,7 +6,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newExportCmd) }
+func init() { register("export", newExportCmd) }
 
 // newExportCmd is `export [-o FILE] CONTAINER`: the container's root file
 // system as a tar stream.

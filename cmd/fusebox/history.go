@@ -10,7 +10,7 @@ import (
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
-func init() { register(newHistoryCmd) }
+func init() { register("history", newHistoryCmd) }
 
 // historyRow is one line of `history`.
 type historyRow struct {

@@ -9,7 +9,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newImageCmd) }
+func init() { register("image", newImageCmd) }
 
 // newImageCmd is the `image` group: Docker's management command names for
 // the same verbs as the top-level ones, plus inspect and prune.

@@ -13,7 +13,7 @@ import (
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
-func init() { register(newImagesCmd) }
+func init() { register("images", newImagesCmd) }
 
 // imageRow is one line of `images`; --format templates name its fields.
 type imageRow struct {
@@ -122,7 +122,7 @@ func imageListCmd(use string) *cobra.Command {
 	fl.BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
 	fl.BoolVar(&digests, "digests", false, "Show digests")
 	fl.StringVar(&format, "format", "", "Format output using a custom template ('table', 'table TEMPLATE', 'json' or a Go template)")
-	fl.StringArrayVarP(&filters, "filter", "f", nil, "Filter output based on conditions provided (dangling=true, reference=NAME)")
+	listVarP(fl, &filters, "filter", "f", "Filter output based on conditions provided (dangling=true, reference=NAME)")
 	return cmd
 }
 

@@ -9,7 +9,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newImportCmd) }
+func init() { register("import", newImportCmd) }
 
 func newImportCmd() *cobra.Command {
 	var (
@@ -54,7 +54,7 @@ func newImportCmd() *cobra.Command {
 			return printStream(res, cmd.OutOrStdout(), false)
 		},
 	}
-	cmd.Flags().StringArrayVarP(&changes, "change", "c", nil, "Apply Dockerfile instruction to the created image")
+	listVarP(cmd.Flags(), &changes, "change", "c", "Apply Dockerfile instruction to the created image")
 	cmd.Flags().StringVarP(&message, "message", "m", "", "Set commit message for imported image")
 	return cmd
 }

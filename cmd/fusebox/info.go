@@ -14,7 +14,7 @@ import (
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
-func init() { register(newInfoCmd) }
+func init() { register("info", newInfoCmd) }
 
 func newInfoCmd() *cobra.Command {
 	var format string

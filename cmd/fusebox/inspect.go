@@ -14,7 +14,7 @@ import (
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
-func init() { register(newInspectCmd) }
+func init() { register("inspect", newInspectCmd) }
 
 // newInspectCmd is the top-level inspect: each name is looked up as a
 // container, then as an image (or only as --type says).

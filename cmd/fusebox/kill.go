@@ -6,7 +6,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newKillCmd) }
+func init() { register("kill", newKillCmd) }
 
 func newKillCmd() *cobra.Command {
 	var sig string

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/term"
 )
 
-func init() { register(newLoadCmd) }
+func init() { register("load", newLoadCmd) }
 
 func newLoadCmd() *cobra.Command {
 	var (

@@ -21,7 +21,7 @@ import (
 	"github.com/fusebox/fusebox/registry/auth"
 )
 
-func init() { register(newLoginCmd) }
+func init() { register("login", newLoginCmd) }
 
 // loadDockerConfig opens ~/.docker/config.json ($DOCKER_CONFIG honoured)
 // with the docker CLI's own code, so both tools read and write the same

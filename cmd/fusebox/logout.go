@@ -8,7 +8,7 @@ import (
 	"github.com/fusebox/fusebox/registry/auth"
 )
 
-func init() { register(newLogoutCmd) }
+func init() { register("logout", newLogoutCmd) }
 
 func newLogoutCmd() *cobra.Command {
 	return &cobra.Command{

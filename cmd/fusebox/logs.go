@@ -6,7 +6,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newLogsCmd) }
+func init() { register("logs", newLogsCmd) }
 
 func newLogsCmd() *cobra.Command {
 	var (

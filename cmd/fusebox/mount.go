@@ -11,7 +11,7 @@ import (
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
-func init() { register(newMountCmd) }
+func init() { register("mount", newMountCmd) }
 
 // mountRow is one line of `fusebox mount` without arguments.
 type mountRow struct {

@@ -15,7 +15,7 @@ import (
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
-func init() { register(newNetworkCmd) }
+func init() { register("network", newNetworkCmd) }
 
 // newNetworkCmd is the `network` group: ls, create, rm, inspect, connect,
 // disconnect, prune, as in Docker.
@@ -99,7 +99,7 @@ func newNetworkLsCmd() *cobra.Command {
 	fl.BoolVarP(&quiet, "quiet", "q", false, "Only display network IDs")
 	fl.BoolVar(&noTrunc, "no-trunc", false, "Do not truncate the output")
 	fl.StringVar(&format, "format", "", "Format output using a custom template ('table', 'table TEMPLATE', 'json' or a Go template)")
-	fl.StringArrayVarP(&filters, "filter", "f", nil, "Provide filter values (e.g. 'driver=bridge')")
+	listVarP(fl, &filters, "filter", "f", "Provide filter values (e.g. 'driver=bridge')")
 	return cmd
 }
 
@@ -162,8 +162,8 @@ func newNetworkCreateCmd() *cobra.Command {
 	fl.StringVar(&subnet, "subnet", "", "Subnet in CIDR format that represents a network segment")
 	fl.StringVar(&gateway, "gateway", "", "IPv4 Gateway for the master subnet")
 	fl.BoolVar(&internal, "internal", false, "Restrict external access to the network")
-	fl.StringArrayVar(&labels, "label", nil, "Set metadata on a network")
-	fl.StringArrayVarP(&opts, "opt", "o", nil, "Set driver specific options")
+	listVarP(fl, &labels, "label", "", "Set metadata on a network")
+	listVarP(fl, &opts, "opt", "o", "Set driver specific options")
 	return cmd
 }
 
@@ -224,7 +224,7 @@ func newNetworkConnectCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
 	fl.StringVar(&mac, "mac-address", "", "MAC address")
-	fl.StringArrayVar(&aliases, "alias", nil, "Add network-scoped alias for the container")
+	listVarP(fl, &aliases, "alias", "", "Add network-scoped alias for the container")
 	return cmd
 }
 

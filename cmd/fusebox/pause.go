@@ -6,7 +6,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newPauseCmd) }
+func init() { register("pause", newPauseCmd) }
 
 func newPauseCmd() *cobra.Command {
 	return &cobra.Command{

@@ -12,7 +12,7 @@ import (
 	"github.com/fusebox/fusebox/network/netspec"
 )
 
-func init() { register(newPortCmd) }
+func init() { register("port", newPortCmd) }
 
 // newPortCmd is `port CONTAINER [PRIVATE_PORT[/PROTO]]`: it reads the
 // published ports from inspect's NetworkSettings.Ports, as docker does.

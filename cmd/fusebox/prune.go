@@ -130,7 +130,7 @@ func newPruneCmd(v pruneVerb) *cobra.Command {
 	}
 	fl.BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	if v.filterHelp != "" {
-		fl.StringArrayVar(&filters, "filter", nil, v.filterHelp)
+		listVarP(fl, &filters, "filter", "", v.filterHelp)
 	}
 	return cmd
 }

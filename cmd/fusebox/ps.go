@@ -12,7 +12,7 @@ import (
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
-func init() { register(newPsCmd) }
+func init() { register("ps", newPsCmd) }
 
 // containerRow is one line of `ps`; --format templates name its fields.
 type containerRow struct {
@@ -107,7 +107,7 @@ func containerListCmd(use string) *cobra.Command {
 	fl.BoolVarP(&size, "size", "s", false, "Display total file sizes")
 	fl.BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
 	fl.StringVar(&format, "format", "", "Format output using a custom template ('table', 'table TEMPLATE', 'json' or a Go template)")
-	fl.StringArrayVarP(&filters, "filter", "f", nil, "Filter output based on conditions provided (status=, name=, ancestor=, label=, volume=)")
+	listVarP(fl, &filters, "filter", "f", "Filter output based on conditions provided (status=, name=, ancestor=, label=, volume=)")
 	return cmd
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/fusebox/fusebox/image/platform"
 )
 
-func init() { register(newPullCmd) }
+func init() { register("pull", newPullCmd) }
 
 func newPullCmd() *cobra.Command {
 	var (

@@ -8,7 +8,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newPushCmd) }
+func init() { register("push", newPushCmd) }
 
 func newPushCmd() *cobra.Command {
 	var (

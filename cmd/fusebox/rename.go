@@ -6,7 +6,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newRenameCmd) }
+func init() { register("rename", newRenameCmd) }
 
 func newRenameCmd() *cobra.Command {
 	return &cobra.Command{

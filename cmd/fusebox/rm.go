@@ -6,7 +6,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newRmCmd) }
+func init() { register("rm", newRmCmd) }
 
 func newRmCmd() *cobra.Command { return containerRemoveCmd("rm [OPTIONS] CONTAINER [CONTAINER...]") }
 

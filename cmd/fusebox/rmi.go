@@ -9,7 +9,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newRmiCmd) }
+func init() { register("rmi", newRmiCmd) }
 
 func newRmiCmd() *cobra.Command { return imageRemoveCmd("rmi [OPTIONS] IMAGE [IMAGE...]") }
 

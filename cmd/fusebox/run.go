@@ -14,7 +14,7 @@ import (
 	"github.com/fusebox/fusebox/internal/detachkeys"
 )
 
-func init() { register(newRunCmd) }
+func init() { register("run", newRunCmd) }
 
 func newRunCmd() *cobra.Command {
 	var (

@@ -4,7 +4,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newSaveCmd) }
+func init() { register("save", newSaveCmd) }
 
 func newSaveCmd() *cobra.Command {
 	var output string

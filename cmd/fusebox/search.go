@@ -11,7 +11,7 @@ import (
 	"github.com/fusebox/fusebox/registry/auth"
 )
 
-func init() { register(newSearchCmd) }
+func init() { register("search", newSearchCmd) }
 
 // searchRow is one line of `search`; --format templates name its fields.
 type searchRow struct {
@@ -85,7 +85,7 @@ func newSearchCmd() *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&limit, "limit", 0, "Max number of search results")
-	fl.StringArrayVarP(&filters, "filter", "f", nil, "Filter output based on conditions provided (stars=N, is-official=true|false)")
+	listVarP(fl, &filters, "filter", "f", "Filter output based on conditions provided (stars=N, is-official=true|false)")
 	fl.StringVar(&format, "format", "", "Pretty-print search using a Go template")
 	fl.BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
 	return cmd

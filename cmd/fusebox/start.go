@@ -9,7 +9,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newStartCmd) }
+func init() { register("start", newStartCmd) }
 
 func newStartCmd() *cobra.Command {
 	var (

@@ -23,7 +23,7 @@ import (
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
-func init() { register(newStatsCmd) }
+func init() { register("stats", newStatsCmd) }
 
 // statsInterval is how often a streaming `stats` redraws its table: the
 // daemon sends one record a second per container.

@@ -9,8 +9,8 @@ import (
 )
 
 func init() {
-	register(newStopCmd)
-	register(newRestartCmd)
+	register("stop", newStopCmd)
+	register("restart", newRestartCmd)
 }
 
 func newStopCmd() *cobra.Command {

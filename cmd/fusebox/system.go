@@ -9,7 +9,7 @@ import (
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
-func init() { register(newSystemCmd) }
+func init() { register("system", newSystemCmd) }
 
 func newSystemCmd() *cobra.Command {
 	cmd := &cobra.Command{

@@ -6,7 +6,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newTagCmd) }
+func init() { register("tag", newTagCmd) }
 
 func newTagCmd() *cobra.Command {
 	return &cobra.Command{

@@ -10,7 +10,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newTopCmd) }
+func init() { register("top", newTopCmd) }
 
 func newTopCmd() *cobra.Command {
 	cmd := &cobra.Command{

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newUmountCmd) }
+func init() { register("umount", newUmountCmd) }
 
 func newUmountCmd() *cobra.Command {
 	return &cobra.Command{

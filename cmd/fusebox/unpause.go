@@ -6,7 +6,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newUnpauseCmd) }
+func init() { register("unpause", newUnpauseCmd) }
 
 func newUnpauseCmd() *cobra.Command {
 	return &cobra.Command{

@@ -12,7 +12,7 @@ import (
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
-func init() { register(newVersionCmd) }
+func init() { register("version", newVersionCmd) }
 
 // versionTemplate follows the layout of `docker version`.
 const versionTemplate = `Client:

@@ -12,7 +12,7 @@ import (
 	"github.com/fusebox/fusebox/internal/formatter"
 )
 
-func init() { register(newVolumeCmd) }
+func init() { register("volume", newVolumeCmd) }
 
 // newVolumeCmd is the `volume` group: create, ls, rm, inspect, prune.
 func newVolumeCmd() *cobra.Command {
@@ -83,8 +83,8 @@ func newVolumeCreateCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&name, "name", "", "Specify volume name")
 	fl.StringVarP(&driver, "driver", "d", "local", "Specify volume driver name")
-	fl.StringArrayVar(&labels, "label", nil, "Set metadata for a volume")
-	fl.StringArrayVarP(&opts, "opt", "o", nil, "Set driver specific options")
+	listVarP(fl, &labels, "label", "", "Set metadata for a volume")
+	listVarP(fl, &opts, "opt", "o", "Set driver specific options")
 	return cmd
 }
 
@@ -142,7 +142,7 @@ func newVolumeListCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.BoolVarP(&quiet, "quiet", "q", false, "Only display volume names")
 	fl.StringVar(&format, "format", "", "Format output using a custom template ('table', 'table TEMPLATE', 'json' or a Go template)")
-	fl.StringArrayVarP(&filters, "filter", "f", nil, "Provide filter values (e.g. 'dangling=true')")
+	listVarP(fl, &filters, "filter", "f", "Provide filter values (e.g. 'dangling=true')")
 	return cmd
 }
 

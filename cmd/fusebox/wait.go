@@ -9,7 +9,7 @@ import (
 	"github.com/fusebox/fusebox/client"
 )
 
-func init() { register(newWaitCmd) }
+func init() { register("wait", newWaitCmd) }
 
 func newWaitCmd() *cobra.Command {
 	return &cobra.Command{

@@ -263,7 +263,12 @@ func (s *containerSet) load(ctx context.Context, root string) error {
 		c := &ctr{rec: rec, dir: filepath.Join(root, ContainersDir, rec.ID), exited: make(chan struct{}), removed: make(chan struct{}), busy: make(chan struct{}, 1)}
 		close(c.exited)
 		s.byID[rec.ID] = c
-		s.names[rec.Name] = rec.ID
+		// Two records may share a name after a crash: an --rm container's
+		// record goes after its name is free again (RemoveContainer).
+		// The name is the newer container's; recovery removes the other.
+		if other, ok := s.byID[s.names[rec.Name]]; !ok || other.rec.Created.Before(rec.Created) {
+			s.names[rec.Name] = rec.ID
+		}
 	}
 	return nil
 }

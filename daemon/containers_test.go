@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	moby "github.com/moby/moby/client"
+
+	"github.com/fusebox/fusebox/cas"
 )
 
 func TestRandomNamesAndIDs(t *testing.T) {
@@ -349,4 +352,41 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestLoadSharedName: after a crash two records may share a name (an --rm
+// container's record is deleted after its name was given to the next
+// container); the name is the newer container's, in either load order.
+func TestLoadSharedName(t *testing.T) {
+	ctx := context.Background()
+	store, err := cas.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	now := time.Now().UTC()
+	// Keys load in order: "a…" first, then "b…"; each case puts the newer
+	// record under the other key.
+	for _, newer := range []string{"a1", "b1"} {
+		set := newContainerSet(store.Bucket("containers-" + newer))
+		for _, id := range []string{"a1", "b1"} {
+			created := now
+			if id != newer {
+				created = now.Add(-time.Minute)
+			}
+			b, err := json.Marshal(containerRecord{ID: id, Name: "/web", Created: created})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := set.bucket.Put(ctx, id, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := set.load(ctx, t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+		if got := set.names["/web"]; got != newer {
+			t.Errorf("the name went to %q, want the newer %q", got, newer)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -85,6 +86,10 @@ func parseDetachKeys(s string) ([]byte, error) {
 	return keys, nil
 }
 
+// attachDrainTimeout bounds the wait for a removed container's attach to
+// relay the rest of its output.
+const attachDrainTimeout = 5 * time.Second
+
 // attachment is a client's attach to a container's streams, possibly
 // waiting for the container to start.
 type attachment struct {
@@ -92,6 +97,9 @@ type attachment struct {
 	ctx   context.Context
 	// done receives the attach's end.
 	done chan error
+	// connected is set once the attach reaches the shim: its end then
+	// comes when the command's output has all been relayed.
+	connected atomic.Bool
 }
 
 // connect attaches a to the running shim and reports the end on a.done.
@@ -100,6 +108,7 @@ func (a *attachment) connect(shim *launcher.Shim) error {
 	if err != nil {
 		return err
 	}
+	a.connected.Store(true)
 	go func() { a.done <- att.Wait() }()
 	return nil
 }
@@ -163,6 +172,16 @@ func (d *Daemon) containerAttach(w http.ResponseWriter, r *http.Request) error {
 	case <-a.done:
 	case <-ctx.Done():
 	case <-removed:
+		// The removal of an --rm container can be reported while this
+		// attach still relays the last of the command's output, which
+		// the shim had sent before it answered the exit: finish that.
+		if a.connected.Load() {
+			select {
+			case <-a.done:
+			case <-ctx.Done():
+			case <-time.After(attachDrainTimeout):
+			}
+		}
 	}
 	if ctx.Err() != nil {
 		d.emitContainer(c, events.ActionDetach, nil)

@@ -127,7 +127,15 @@ func runAttached(ctx context.Context, c *client.Client, t *terminal, id string, 
 	}
 	waitCtx, cancelWait := context.WithCancel(ctx)
 	defer cancelWait()
-	wait := c.ContainerWait(waitCtx, id, client.ContainerWaitOptions{Condition: cond})
+	// The wait and the attach are both made before the start, so that
+	// neither the exit nor the first output can be missed; made side by
+	// side, they cost one round trip to the daemon rather than two.
+	var wait client.ContainerWaitResult
+	waiting := make(chan struct{})
+	go func() {
+		defer close(waiting)
+		wait = c.ContainerWait(waitCtx, id, client.ContainerWaitOptions{Condition: cond})
+	}()
 
 	var resp *client.HijackedResponse
 	if cfg.AttachStdin || cfg.AttachStdout || cfg.AttachStderr {
@@ -141,6 +149,7 @@ func runAttached(ctx context.Context, c *client.Client, t *terminal, id string, 
 		resp = &r.HijackedResponse
 		defer resp.Close()
 	}
+	<-waiting
 	restore := func() {}
 	if cfg.Tty && cfg.AttachStdin {
 		restore = t.raw()

@@ -26,6 +26,10 @@ const (
 	DefaultHost = "unix:///run/fusebox/fusebox.sock"
 )
 
+// PathStatHeader carries, base64 JSON, the stat of a container path in
+// the daemon's answers to HEAD and GET /containers/{id}/archive.
+const PathStatHeader = "X-Docker-Container-Path-Stat"
+
 // LogName is the daemon's log file in its root.
 const LogName = "daemon.log"
 

@@ -12,10 +12,9 @@ import (
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
-)
 
-// statHeader carries a path's stat in answers about a container's files.
-const statHeader = "X-Docker-Container-Path-Stat"
+	"github.com/fusebox/fusebox/api"
+)
 
 // ContainerStatPathOptions is the path to stat.
 type ContainerStatPathOptions struct {
@@ -47,7 +46,7 @@ func (c *Client) ContainerStatPath(ctx context.Context, id string, opts Containe
 // pathStat decodes the stat header: base64 of JSON.
 func pathStat(h http.Header) (container.PathStat, error) {
 	var st container.PathStat
-	dec := base64.NewDecoder(base64.StdEncoding, strings.NewReader(h.Get(statHeader)))
+	dec := base64.NewDecoder(base64.StdEncoding, strings.NewReader(h.Get(api.PathStatHeader)))
 	if err := json.NewDecoder(dec).Decode(&st); err != nil {
 		return st, fmt.Errorf("unable to decode container path stat header: %s", err)
 	}

@@ -41,7 +41,7 @@ func (c *Client) hijack(ctx context.Context, r request) (HijackedResponse, error
 	req.Header.Set("Upgrade", "tcp")
 	conn, err := c.first.dial(ctx, c.sock)
 	if err != nil {
-		return HijackedResponse{}, fmt.Errorf("cannot connect to the fusebox daemon at %s: %w", c.Host, err)
+		return HijackedResponse{}, c.unreachable(err)
 	}
 	// The request and its answer are bounded by ctx; the stream after
 	// them is not, as Docker's is not.
@@ -62,7 +62,7 @@ func (c *Client) hijack(ctx context.Context, r request) (HijackedResponse, error
 // upgrade writes req on conn and reads the daemon's answer from br.
 func (c *Client) upgrade(conn net.Conn, br *bufio.Reader, req *http.Request) error {
 	if err := req.Write(conn); err != nil {
-		return fmt.Errorf("cannot connect to the fusebox daemon at %s: %w", c.Host, err)
+		return c.unreachable(err)
 	}
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {

@@ -135,13 +135,18 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("cannot connect to the fusebox daemon at %s: %w", c.Host, err)
+		return nil, c.unreachable(err)
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
 		return nil, responseError(resp)
 	}
 	return resp, nil
+}
+
+// unreachable words a failure to reach the daemon, as the docker CLI does.
+func (c *Client) unreachable(err error) error {
+	return fmt.Errorf("cannot connect to the fusebox daemon at %s: %w", c.Host, err)
 }
 
 // call makes one call and decodes its JSON answer into out (when out is

@@ -15,6 +15,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/moby/api/types/container"
 
+	"github.com/fusebox/fusebox/api"
 	"github.com/fusebox/fusebox/archive"
 )
 
@@ -91,7 +92,7 @@ func setStatHeader(w http.ResponseWriter, st container.PathStat) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("X-Docker-Container-Path-Stat", base64.StdEncoding.EncodeToString(b))
+	w.Header().Set(api.PathStatHeader, base64.StdEncoding.EncodeToString(b))
 	return nil
 }
 

@@ -18,13 +18,14 @@ var ErrInvalidReference = imageref.ErrInvalid
 // ":latest", a digest reference keeps its digest. Uppercase letters, bad
 // characters and the like fail with ErrInvalidReference.
 func ParseReference(s string) (reference.Named, error) {
-	// imageref checks the name, so that the CLI, which parses with it,
-	// and the daemon refuse the same names with the same words.
-	if _, err := imageref.ParseNormalized(s); err != nil {
-		return nil, imageref.Invalid(s, err)
-	}
 	named, err := reference.ParseNormalizedNamed(s)
 	if err != nil {
+		// Worded by imageref, so that the CLI, which parses with it, and
+		// the daemon refuse a name with the same words (the two parsers
+		// accept the same names: imageref's tests compare them).
+		if _, ierr := imageref.ParseNormalized(s); ierr != nil {
+			err = ierr
+		}
 		return nil, imageref.Invalid(s, err)
 	}
 	return reference.TagNameOnly(named), nil

@@ -27,11 +27,10 @@ const IndexServer = "https://index.docker.io/v1/"
 // Hub, the host otherwise. It is what the docker CLI uses, so both tools
 // find each other's logins.
 func ServerKey(domain string) string {
-	d := domain
-	if d == DockerHub {
+	if domain == DockerHub {
 		return IndexServer
 	}
-	return d
+	return domain
 }
 
 // NormalizeServer turns a login SERVER argument into its config.json key:

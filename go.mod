@@ -77,6 +77,6 @@ require (
 	go.opentelemetry.io/otel/metric v1.41.0 // indirect
 	go.opentelemetry.io/otel/trace v1.41.0 // indirect
 	golang.org/x/image v0.48.0
-	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/net v0.62.0
 	google.golang.org/protobuf v1.36.11 // indirect
 )

@@ -219,6 +219,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	defer os.Remove(pidFile)
 	d.log.Info("daemon listening", "socket", d.sock, "root", d.root, "pid", os.Getpid(), "version", api.Version)
 
+	// The first container start would otherwise compile the seccomp
+	// profile itself.
+	go launcher.PrepareSeccomp(ctx, d.cfg.Exe)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {

@@ -133,7 +133,11 @@ func (cfg Config) logPath() string {
 // serves. A command that can't be started is a *StartError (errors.Is
 // ErrCommandNotFound or ErrCommandNotRunnable), and the shim has then
 // already cleaned up.
-func Start(ctx context.Context, cfg Config) (*Shim, error) {
+func Start(ctx context.Context, cfg Config) (*Shim, error) { return start(ctx, cfg, nil) }
+
+// start is Start with the compiled profile given, or compiled (or not) as
+// the spec's profile allows when filter is nil.
+func start(ctx context.Context, cfg Config, filter *compiledFilter) (*Shim, error) {
 	if cfg.ID == "" || cfg.Spec == nil {
 		return nil, fmt.Errorf("%w: start needs an id and a spec", ErrInvalidOptions)
 	}
@@ -150,16 +154,21 @@ func Start(ctx context.Context, cfg Config) (*Shim, error) {
 		return nil, err
 	}
 	_ = os.Remove(filepath.Join(cfg.StateDir, ExitFile))
-	b, err := json.Marshal(shimConfig{ID: cfg.ID, Spec: cfg.Spec, OpenStdin: cfg.OpenStdin, LogPath: cfg.logPath()})
+	exe := cfg.Exe
+	if exe == "" {
+		exe = DefaultExe()
+	}
+	if filter == nil {
+		// A profile that can't be compiled once is compiled by
+		// libcontainer in the init, as without this.
+		filter, _ = precompiledFilter(ctx, exe, cfg.Spec)
+	}
+	b, err := json.Marshal(shimConfig{ID: cfg.ID, Spec: cfg.Spec, OpenStdin: cfg.OpenStdin, LogPath: cfg.logPath(), Filter: filter})
 	if err != nil {
 		return nil, fmt.Errorf("encode shim config: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(cfg.StateDir, ConfigFile), b, 0o600); err != nil {
 		return nil, fmt.Errorf("write shim config: %w", err)
-	}
-	exe := cfg.Exe
-	if exe == "" {
-		exe = DefaultExe()
 	}
 	sp, err := takeShim(exe)
 	if err != nil {

@@ -47,15 +47,17 @@
 //
 // Seccomp: [BuildSpec] puts Docker's default profile (from
 // github.com/moby/profiles/seccomp, filtered by the container's
-// capabilities) or the profile Options.Seccomp names into the spec, and
-// libcontainer compiles and loads it in the container's init, the shim's
-// binary re-executed, just before the command; every exec'd process joins
-// the same filter. libcontainer can only do that when the binary is built
-// with cgo and the `seccomp` tag (Debian's libseccomp-dev): `make` sets
-// GOFLAGS=-tags=seccomp. A shim built without it drops the profile and says
-// so in its log ([SeccompSupported]), as Docker runs containers unconfined
-// on a host without seccomp, rather than failing to start them. The compile
-// is libseccomp's, per start, and most of it is the profile's two extra
-// architectures (x86 and x32 beside amd64); libcontainer offers no way to
-// hand the init a filter compiled once.
+// capabilities) or the profile Options.Seccomp names into the spec. Each
+// of the container's processes loads it before it drops its capabilities
+// and execs the command. libcontainer would compile the profile with
+// libseccomp in each of them, about 30 ms of every start here; instead the
+// daemon compiles each profile once, through libcontainer in a child, reads
+// the program back from the kernel, and the shim hands it to each process
+// to load where libcontainer would have loaded its own (filter.go says
+// how, and when libcontainer keeps the job). Loading a filter takes a
+// binary built with cgo and the `seccomp` tag (Debian's libseccomp-dev):
+// `make` sets GOFLAGS=-tags=seccomp. A shim built without it drops the
+// profile and says so in its log ([SeccompSupported]), as Docker runs
+// containers unconfined on a host without seccomp, rather than failing to
+// start them.
 package launcher

@@ -3,8 +3,10 @@ package launcher
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"strings"
@@ -144,7 +146,27 @@ func (s *shim) exec(conn net.Conn, br *bufio.Reader, req request) {
 			outputs = append(outputs, r)
 		}
 	}
+	handed, err := handFilter(p, s.cfg.Filter)
+	if err != nil {
+		closeAll(theirs)
+		fail(125, err)
+		return
+	}
+	theirs = append(theirs, handed...)
 	err = s.container.Run(p)
+	if err == nil && s.cfg.Filter != nil {
+		// Unlike the init, an exec'd process runs its command at once,
+		// and a short one may be gone already. The init's check at the
+		// container's start is the one that can't come too late.
+		if pid, perr := p.Pid(); perr != nil {
+			err = perr
+		} else if err = checkFiltered(pid); errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		} else if err != nil {
+			_ = p.Signal(os.Kill)
+			_, _ = p.Wait()
+		}
+	}
 	closeAll(theirs)
 	if err != nil {
 		if consoleSock != nil {

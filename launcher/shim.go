@@ -36,6 +36,10 @@ type shimConfig struct {
 	Spec      *specs.Spec `json:"spec"`
 	OpenStdin bool        `json:"openStdin"`
 	LogPath   string      `json:"logPath"`
+	// Filter is Spec's seccomp profile compiled, when it was
+	// (precompiledFilter): the container's processes load it instead of
+	// having libcontainer compile the profile in each of them.
+	Filter *compiledFilter `json:"filter,omitempty"`
 }
 
 // readyMsg is the line the shim writes on its ready pipe: the container
@@ -301,6 +305,10 @@ func (s *shim) create() (err error) {
 		fmt.Fprintf(os.Stderr, "warning: %s: this shim (%s) was %s; the container runs without its seccomp profile\n", s.cfg.ID, shimExeName(), NoSeccompSupport)
 		spec.Linux.Seccomp = nil
 	}
+	if s.cfg.Filter != nil {
+		// The processes load the compiled program themselves.
+		spec = withoutSeccomp(spec)
+	}
 	config, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
 		CgroupName: s.cfg.ID,
 		Spec:       spec,
@@ -329,7 +337,23 @@ func (s *shim) create() (err error) {
 	if err != nil {
 		return err
 	}
-	if err := s.container.Start(p); err != nil {
+	handed, err := handFilter(p, s.cfg.Filter)
+	if err != nil {
+		closeAll(closeAfter)
+		return err
+	}
+	closeAfter = append(closeAfter, handed...)
+	err = s.container.Start(p)
+	if err == nil && s.cfg.Filter != nil {
+		// The init waits for Begin before it execs the command.
+		if pid, perr := p.Pid(); perr != nil {
+			err = perr
+		} else if err = checkFiltered(pid); err != nil {
+			_ = p.Signal(unix.SIGKILL)
+			_, _ = p.Wait()
+		}
+	}
+	if err != nil {
 		closeAll(closeAfter)
 		if consoleSock != nil {
 			_ = consoleSock.Close()
@@ -865,6 +889,15 @@ func closeAll(cs []io.Closer) {
 	for _, c := range cs {
 		_ = c.Close()
 	}
+}
+
+// withoutSeccomp is spec without its seccomp profile, spec unchanged.
+func withoutSeccomp(spec *specs.Spec) *specs.Spec {
+	linux := *spec.Linux
+	linux.Seccomp = nil
+	out := *spec
+	out.Linux = &linux
+	return &out
 }
 
 // newProcess turns a spec's process into libcontainer's.

@@ -245,8 +245,11 @@ func DefaultExe() string {
 			return p
 		}
 	}
-	return "/proc/self/exe"
+	return selfExe
 }
+
+// selfExe is the running executable, as DefaultExe names it.
+const selfExe = "/proc/self/exe"
 
 // A shim is started before it is needed, as a spare: `fusebox-shim shim -`
 // waits on the descriptor StateDirFdEnv names for the line that gives its

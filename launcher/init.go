@@ -17,6 +17,10 @@ import (
 // binary as the container's init.
 const InitArg = "init"
 
+// initWired records that this binary calls ContainerInit, and so answers
+// the arguments it handles when it is run as "/proc/self/exe".
+var initWired bool
+
 // ContainerInit turns the process into libcontainer's container init when
 // the shim re-executed its binary as `<exe> init` (or into the child that
 // compiles a seccomp profile, see filter.go): it then sets up the
@@ -26,6 +30,7 @@ const InitArg = "init"
 // package the binary imports still runs its own init before it, which is
 // why the daemon prefers the small fusebox-shim binary (ShimExe) to itself.
 func ContainerInit() {
+	initWired = true
 	if len(os.Args) == 2 && os.Args[1] == filterArg {
 		os.Exit(compileFilterChild())
 	}

@@ -108,34 +108,6 @@ func filterOfContainer(t *testing.T, o Options, precompile bool) ([]byte, string
 	return prog, state.String()
 }
 
-// TestPrecompiledFilterExec checks that a process exec'd in a container
-// whose init loaded a compiled program gets it too: libcontainer was
-// given no profile for that container, so nothing else would load one.
-func TestPrecompiledFilterExec(t *testing.T) {
-	needSeccomp(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, _, err := startContainer(t, ctx, container{opts: Options{Args: []string{"sleep", "100"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop(ctx, 9, time.Second)
-	if err := s.Begin(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	e, err := s.Exec(ctx, ExecConfig{Args: []string{"sh", "-c", "grep -E '^Seccomp(_filters)?:' /proc/self/status"}}, Stdio{Stdout: &out})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st, err := e.Wait(ctx); err != nil || st.ExitCode != 0 {
-		t.Fatalf("exec: %+v %v", st, err)
-	}
-	if out.String() != "Seccomp:\t2\nSeccomp_filters:\t1\n" {
-		t.Fatalf("exec'd process: %q", out.String())
-	}
-}
-
 // TestPrecompiledFilterRefused checks that a program the kernel refuses
 // fails the start with the kernel's reason, and nothing runs unconfined.
 func TestPrecompiledFilterRefused(t *testing.T) {

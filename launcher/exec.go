@@ -3,10 +3,8 @@ package launcher
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"os"
 	"strings"
@@ -154,18 +152,8 @@ func (s *shim) exec(conn net.Conn, br *bufio.Reader, req request) {
 	}
 	theirs = append(theirs, handed...)
 	err = s.container.Run(p)
-	if err == nil && s.cfg.Filter != nil {
-		// Unlike the init, an exec'd process runs its command at once,
-		// and a short one may be gone already. The init's check at the
-		// container's start is the one that can't come too late.
-		if pid, perr := p.Pid(); perr != nil {
-			err = perr
-		} else if err = checkFiltered(pid); errors.Is(err, fs.ErrNotExist) {
-			err = nil
-		} else if err != nil {
-			_ = p.Signal(os.Kill)
-			_, _ = p.Wait()
-		}
+	if err == nil {
+		err = s.confirmFiltered(p, true)
 	}
 	closeAll(theirs)
 	if err != nil {

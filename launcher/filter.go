@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"runtime"
@@ -171,11 +172,16 @@ func PrepareSeccomp(ctx context.Context, exe string) {
 	if exe == "" {
 		exe = DefaultExe()
 	}
-	spec, err := BuildSpec(Options{ID: "seccomp", Rootfs: "/", StateDir: "/", Args: []string{"true"}})
+	_, _ = defaultFilter(ctx, exe)
+}
+
+// defaultFilter is Docker's default profile compiled for exe.
+func defaultFilter(ctx context.Context, exe string) (*compiledFilter, error) {
+	p, err := defaultProfile()
 	if err != nil {
-		return
+		return nil, err
 	}
-	_, _ = precompiledFilter(ctx, exe, spec)
+	return precompiledFilter(ctx, exe, &specs.Spec{Process: &specs.Process{}, Linux: &specs.Linux{Seccomp: p}})
 }
 
 // compileFilter has a child running exe load profile through libcontainer
@@ -424,17 +430,33 @@ var errNotFiltered = errors.New("the container's process did not load its seccom
 // checkFiltered returns errNotFiltered unless process pid is in seccomp
 // filter mode; an error wrapping fs.ErrNotExist if it is gone.
 func checkFiltered(pid int) error {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
+	mode, err := statusField(fmt.Sprintf("/proc/%d/status", pid), "Seccomp")
+	switch {
+	case errors.Is(err, errNoStatusField) || (err == nil && mode != "2"):
+		return errNotFiltered
+	case err != nil:
 		return fmt.Errorf("check the seccomp filter: %w", err)
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "Seccomp:"); ok {
-			if strings.TrimSpace(v) == "2" {
-				return nil
-			}
-			break
-		}
+	return nil
+}
+
+// confirmFiltered returns nil when p was handed no program, or runs under
+// it. Otherwise it kills p and returns why; a p already gone passes when
+// mayBeGone (an exec'd command runs at once, and a short one may have
+// ended: the init's check at the container's start, which can't come too
+// late, is the one that guards the mechanism).
+func (s *shim) confirmFiltered(p *libcontainer.Process, mayBeGone bool) error {
+	if s.cfg.Filter == nil {
+		return nil
 	}
-	return errNotFiltered
+	pid, err := p.Pid()
+	if err == nil {
+		err = checkFiltered(pid)
+	}
+	if err == nil || (mayBeGone && errors.Is(err, fs.ErrNotExist)) {
+		return nil
+	}
+	_ = p.Signal(unix.SIGKILL)
+	_, _ = p.Wait()
+	return err
 }

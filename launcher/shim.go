@@ -344,14 +344,9 @@ func (s *shim) create() (err error) {
 	}
 	closeAfter = append(closeAfter, handed...)
 	err = s.container.Start(p)
-	if err == nil && s.cfg.Filter != nil {
+	if err == nil {
 		// The init waits for Begin before it execs the command.
-		if pid, perr := p.Pid(); perr != nil {
-			err = perr
-		} else if err = checkFiltered(pid); err != nil {
-			_ = p.Signal(unix.SIGKILL)
-			_, _ = p.Wait()
-		}
+		err = s.confirmFiltered(p, false)
 	}
 	if err != nil {
 		closeAll(closeAfter)

@@ -464,20 +464,33 @@ func allCapabilities() []string {
 
 // boundingSet reads CapBnd from /proc/self/status.
 func boundingSet() (uint64, bool) {
-	b, err := os.ReadFile("/proc/self/status")
+	v, err := statusField("/proc/self/status", "CapBnd")
 	if err != nil {
 		return 0, false
 	}
+	var n uint64
+	if _, err := fmt.Sscanf(v, "%x", &n); err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// errNoStatusField says a /proc status file has no such field.
+var errNoStatusField = errors.New("no such field")
+
+// statusField returns the value of field name in the /proc status file
+// path ("Name:\tvalue"), without the surrounding space.
+func statusField(path, name string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
-			var n uint64
-			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%x", &n); err != nil {
-				return 0, false
-			}
-			return n, true
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			return strings.TrimSpace(v), nil
 		}
 	}
-	return 0, false
+	return "", fmt.Errorf("%s: %s: %w", path, name, errNoStatusField)
 }
 
 // capNames are the capabilities in kernel numbering order.
